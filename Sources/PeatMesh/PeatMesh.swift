@@ -1,0 +1,4 @@
+// PeatMesh: composition: peer connector, sync coordinator, compaction (DESIGN §5).
+//
+// This target exists so the module graph of the design is in place from the start; its
+// implementation lands with its own issue. It intentionally declares nothing yet.

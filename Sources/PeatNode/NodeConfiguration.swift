@@ -1,0 +1,173 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+
+/// Everything `peat-mesh-node` reads from its environment, parsed strictly.
+///
+/// A value that cannot be used is a `ConfigurationError` naming the variable; nothing falls back
+/// to a default silently. Variables and defaults are listed in README.md ("Configuration").
+struct NodeConfiguration: Sendable {
+    enum DiscoveryMode: String, Sendable {
+        case kubernetes, mdns, `static`
+    }
+
+    enum LogFormat: String, Sendable {
+        case text, json
+    }
+
+    /// A peer from `PEAT_STATIC_PEERS`: `[node_id@]host:port`.
+    struct StaticPeer: Sendable, Equatable {
+        var nodeID: String?
+        var host: String
+        var port: Int
+    }
+
+    struct Compaction: Sendable, Equatable {
+        /// The shortest sweep interval; a shorter configured one is raised to this.
+        static let minimumIntervalSeconds = 10
+
+        var enabled = false
+        var intervalSeconds = 300
+        var thresholdBytes = 65_536
+        /// Empty means: derive from the LatestOnly collections.
+        var collections: [String] = []
+
+        /// The interval the compaction sweep really uses.
+        var effectiveIntervalSeconds: Int { max(intervalSeconds, Self.minimumIntervalSeconds) }
+    }
+
+    var identity: IdentityConfiguration
+    var discovery: DiscoveryMode
+    var staticPeers: [StaticPeer]
+    var dataDirectory: String
+    var bindHost: String
+    var brokerPort: Int
+    var syncPort: Int
+    var relayURLs: [String]
+    var compaction: Compaction
+    var logLevel: Logger.Level
+    var logFormat: LogFormat
+
+    init(environment: Environment) throws(ConfigurationError) {
+        identity = try IdentityConfiguration(environment: environment)
+        discovery = try environment.choice(
+            "PEAT_DISCOVERY",
+            ["kubernetes": .kubernetes, "k8s": .kubernetes, "mdns": .mdns, "static": .static],
+            default: .kubernetes)
+        staticPeers = try environment.list("PEAT_STATIC_PEERS").map { entry throws(ConfigurationError) in
+            try Self.parseStaticPeer(entry)
+        }
+        dataDirectory = environment["PEAT_DATA_DIR"] ?? "/data"
+        bindHost = try Self.parseBindHost(environment["PEAT_BIND_HOST"] ?? "0.0.0.0")
+        brokerPort = try environment.port("PEAT_BROKER_PORT", default: 8081)
+        syncPort = try environment.port("PEAT_SYNC_PORT", alias: "PEAT_IROH_BIND_PORT", default: 11204)
+        if brokerPort == syncPort, brokerPort != 0 {
+            throw ConfigurationError(
+                variable: "PEAT_BROKER_PORT/PEAT_SYNC_PORT",
+                message: "the broker and sync listeners cannot share port \(brokerPort)")
+        }
+        let relays = try environment.value("PEAT_RELAY_URLS", alias: "PEAT_IROH_RELAY_URLS")
+        relayURLs = try environment.list(relays?.value).map { url throws(ConfigurationError) in
+            try Self.parseRelayURL(url, variable: relays?.name ?? "PEAT_RELAY_URLS")
+        }
+        compaction = Compaction(
+            enabled: try environment.boolean("PEAT_COMPACTION_ENABLED", default: false),
+            intervalSeconds: try environment.integer("PEAT_COMPACTION_INTERVAL_SECS", in: 1...31_536_000, default: 300),
+            thresholdBytes: try environment.integer("PEAT_COMPACTION_THRESHOLD_BYTES", in: 0...(1 << 40), default: 65_536),
+            collections: try environment.list("PEAT_COMPACTION_COLLECTIONS").map { name throws(ConfigurationError) in
+                try Self.parseCollectionName(name)
+            })
+        logLevel = try environment.choice(
+            "PEAT_LOG_LEVEL",
+            ["trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
+             "warn": .warning, "warning": .warning, "error": .error, "critical": .critical],
+            default: .info)
+        logFormat = try environment.choice("PEAT_LOG_FORMAT", ["text": .text, "json": .json], default: .text)
+    }
+
+    // MARK: Value parsers
+
+    static func parseStaticPeer(_ entry: String) throws(ConfigurationError) -> StaticPeer {
+        func bad(_ why: String) -> ConfigurationError {
+            ConfigurationError(
+                variable: "PEAT_STATIC_PEERS",
+                message: "entry \(ConfigurationError.quote(entry)) \(why); expected [node_id@]host:port, comma-separated")
+        }
+        var nodeID: String?
+        var address = Substring(entry)
+        if let at = entry.firstIndex(of: "@") {
+            nodeID = String(entry[..<at])
+            address = entry[entry.index(after: at)...]
+            guard let id = nodeID, !id.isEmpty else { throw bad("has an empty node ID") }
+        }
+        let host: Substring
+        let portText: Substring
+        if address.hasPrefix("[") {
+            guard let close = address.firstIndex(of: "]"),
+                  address[address.index(after: close)...].hasPrefix(":") else { throw bad("has a bad [IPv6]:port") }
+            host = address[address.index(after: address.startIndex)..<close]
+            portText = address[address.index(close, offsetBy: 2)...]
+            guard isIPv6(String(host)) else { throw bad("has a bad IPv6 address") }
+        } else {
+            guard let colon = address.lastIndex(of: ":") else { throw bad("has no port") }
+            host = address[..<colon]
+            portText = address[address.index(after: colon)...]
+            guard !host.contains(":") else { throw bad("has an IPv6 address without [brackets]") }
+        }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { throw bad("has no usable host") }
+        guard portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }), portText.utf8.count <= 5,
+              let port = Int(portText), (1...65_535).contains(port) else { throw bad("has a bad port (1-65535)") }
+        return StaticPeer(nodeID: nodeID, host: String(host), port: port)
+    }
+
+    static func parseBindHost(_ text: String) throws(ConfigurationError) -> String {
+        guard isIPv4(text) || isIPv6(text) else {
+            throw ConfigurationError(
+                variable: "PEAT_BIND_HOST",
+                message: "must be an IPv4 or IPv6 address such as 0.0.0.0, 127.0.0.1 or ::, got \(ConfigurationError.quote(text))")
+        }
+        return text
+    }
+
+    static func parseRelayURL(_ text: String, variable: String) throws(ConfigurationError) -> String {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty else {
+            throw ConfigurationError(
+                variable: variable,
+                message: "entry \(ConfigurationError.quote(text)) is not an http(s) URL with a host")
+        }
+        return text
+    }
+
+    /// Collection names: 1-128 characters of letters, digits, `_`, `-`, `.` (they appear in routes).
+    static func parseCollectionName(_ name: String) throws(ConfigurationError) -> String {
+        let allowed = name.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        }
+        guard allowed, (1...128).contains(name.utf8.count), name != ".", name != ".." else {
+            throw ConfigurationError(
+                variable: "PEAT_COMPACTION_COLLECTIONS",
+                message: "entry \(ConfigurationError.quote(name)) is not a collection name (letters, digits, _ - .)")
+        }
+        return name
+    }
+
+    static func isIPv4(_ text: String) -> Bool {
+        var address = in_addr()
+        return inet_pton(AF_INET, text, &address) == 1
+    }
+
+    static func isIPv6(_ text: String) -> Bool {
+        var address = in6_addr()
+        return inet_pton(AF_INET6, text, &address) == 1
+    }
+}

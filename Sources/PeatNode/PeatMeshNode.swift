@@ -1,0 +1,91 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import PeatIdentity
+
+/// `peat-mesh-node`: a mesh node configured by environment variables (README.md, "Configuration").
+@main
+struct PeatMeshNode: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "peat-mesh-node",
+        abstract: "A peat-mesh node: joins the formation and serves the broker API.",
+        discussion: "Configured by environment variables (PEAT_FORMATION_SECRET is required); see README.md.",
+        version: version,
+        subcommands: [Run.self, Identity.self, GenerateSecret.self],
+        defaultSubcommand: Run.self
+    )
+
+    /// Exit status for a configuration the node refuses (EX_CONFIG).
+    static let configurationExitCode: Int32 = 78
+
+    /// Prints the one line that explains a refused configuration, then exits.
+    static func refuse(_ error: ConfigurationError) -> ExitCode {
+        let line = "peat-mesh-node: invalid configuration: \(error.description)\n"
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress!, $0.count) }
+        return ExitCode(configurationExitCode)
+    }
+
+    /// The environment of this process.
+    static func processEnvironment() -> Environment {
+        Environment.process()
+    }
+}
+
+extension PeatMeshNode {
+    /// Runs the node until SIGTERM or SIGINT (the default command).
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the node until SIGTERM or SIGINT (the default).")
+
+        func run() async throws {
+            let configuration: NodeConfiguration
+            do {
+                configuration = try NodeConfiguration(environment: PeatMeshNode.processEnvironment())
+            } catch {
+                throw PeatMeshNode.refuse(error)
+            }
+            let status = await NodeRunner(configuration: configuration).run()
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    /// Prints this node's identity for the current environment and exits.
+    struct Identity: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print node_id=<context> device_id=<32 hex> for the current environment.",
+            discussion: "Reads PEAT_FORMATION_SECRET, HOSTNAME and PEAT_IDENTITY_CONTEXT, as the node does.")
+
+        func run() throws {
+            let identity: IdentityConfiguration
+            do {
+                identity = try IdentityConfiguration(environment: PeatMeshNode.processEnvironment())
+            } catch {
+                throw PeatMeshNode.refuse(error)
+            }
+            print("node_id=\(identity.context) device_id=\(identity.deviceKeypair().deviceID)")
+        }
+    }
+
+    /// Prints a new random formation secret.
+    struct GenerateSecret: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "generate-secret",
+            abstract: "Print a new random 32-byte formation secret, base64-encoded, for PEAT_FORMATION_SECRET.")
+
+        func run() throws {
+            print(FormationSecret.generate().base64EncodedString())
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Logging
+import Testing
+@testable import PeatNode
+
+struct NodeConfigurationTests {
+    static let secret = "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc4"
+
+    static func parse(_ values: [String: String]) throws(ConfigurationError) -> NodeConfiguration {
+        var environment = ["PEAT_FORMATION_SECRET": secret]
+        environment.merge(values) { _, new in new }
+        return try NodeConfiguration(environment: Environment(environment))
+    }
+
+    static func error(_ values: [String: String]) -> ConfigurationError? {
+        do {
+            _ = try parse(values)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func defaultsMatchTheDesign() throws {
+        let configuration = try Self.parse([:])
+        #expect(configuration.identity.nodeID == "peat-mesh-0")
+        #expect(configuration.identity.context == "peat-mesh-0")
+        #expect(configuration.discovery == .kubernetes)
+        #expect(configuration.staticPeers.isEmpty)
+        #expect(configuration.dataDirectory == "/data")
+        #expect(configuration.bindHost == "0.0.0.0")
+        #expect(configuration.brokerPort == 8081)
+        #expect(configuration.syncPort == 11204)
+        #expect(configuration.relayURLs.isEmpty)
+        #expect(configuration.compaction == .init(enabled: false, intervalSeconds: 300, thresholdBytes: 65_536, collections: []))
+        #expect(configuration.logLevel == .info)
+        #expect(configuration.logFormat == .text)
+    }
+
+    @Test func readsEveryVariable() throws {
+        let configuration = try Self.parse([
+            "HOSTNAME": "peat-mesh-2",
+            "PEAT_IDENTITY_CONTEXT": "cluster-b/peat-mesh-2",
+            "PEAT_DISCOVERY": "mdns",
+            "PEAT_STATIC_PEERS": " gw-a@192.0.2.10:31204 , [fd00::1]:11204,peers.example.org:11205,",
+            "PEAT_DATA_DIR": "/var/lib/peat",
+            "PEAT_BIND_HOST": "::",
+            "PEAT_BROKER_PORT": "18081",
+            "PEAT_SYNC_PORT": "21204",
+            "PEAT_RELAY_URLS": "https://relay-a.example.com, http://relay-b.example.com:8080/",
+            "PEAT_COMPACTION_ENABLED": "TRUE",
+            "PEAT_COMPACTION_INTERVAL_SECS": "60",
+            "PEAT_COMPACTION_THRESHOLD_BYTES": "16384",
+            "PEAT_COMPACTION_COLLECTIONS": "beacons,node_states",
+            "PEAT_LOG_LEVEL": "warn",
+            "PEAT_LOG_FORMAT": "json",
+        ])
+        #expect(configuration.identity.nodeID == "peat-mesh-2")
+        #expect(configuration.identity.context == "cluster-b/peat-mesh-2")
+        #expect(configuration.discovery == .mdns)
+        #expect(configuration.staticPeers == [
+            .init(nodeID: "gw-a", host: "192.0.2.10", port: 31204),
+            .init(nodeID: nil, host: "fd00::1", port: 11204),
+            .init(nodeID: nil, host: "peers.example.org", port: 11205),
+        ])
+        #expect(configuration.dataDirectory == "/var/lib/peat")
+        #expect(configuration.bindHost == "::")
+        #expect(configuration.brokerPort == 18081)
+        #expect(configuration.syncPort == 21204)
+        #expect(configuration.relayURLs == ["https://relay-a.example.com", "http://relay-b.example.com:8080/"])
+        #expect(configuration.compaction == .init(enabled: true, intervalSeconds: 60, thresholdBytes: 16384, collections: ["beacons", "node_states"]))
+        #expect(configuration.logLevel == .warning)
+        #expect(configuration.logFormat == .json)
+    }
+
+    @Test func acceptsTheOriginalsAliases() throws {
+        let configuration = try Self.parse([
+            "PEAT_IROH_BIND_PORT": "31204",
+            "PEAT_IROH_RELAY_URLS": "https://relay.example.com",
+            "PEAT_DISCOVERY": "k8s",
+        ])
+        #expect(configuration.syncPort == 31204)
+        #expect(configuration.relayURLs == ["https://relay.example.com"])
+        #expect(configuration.discovery == .kubernetes)
+        #expect(try Self.parse(["PEAT_SYNC_PORT": "31204", "PEAT_IROH_BIND_PORT": "31204"]).syncPort == 31204)
+    }
+
+    @Test func conflictingAliasesAreRefused() {
+        #expect(Self.error(["PEAT_SYNC_PORT": "1", "PEAT_IROH_BIND_PORT": "2"])?.variable == "PEAT_SYNC_PORT/PEAT_IROH_BIND_PORT")
+        #expect(Self.error(["PEAT_RELAY_URLS": "https://a.example", "PEAT_IROH_RELAY_URLS": "https://b.example"]) != nil)
+    }
+
+    @Test func emptyOptionalValuesCountAsUnset() throws {
+        let configuration = try Self.parse(["HOSTNAME": "", "PEAT_BROKER_PORT": "", "PEAT_DISCOVERY": "", "PEAT_STATIC_PEERS": ""])
+        #expect(configuration.identity.nodeID == "peat-mesh-0")
+        #expect(configuration.brokerPort == 8081)
+        #expect(configuration.discovery == .kubernetes)
+    }
+
+    @Test func brokerAndSyncCannotShareAPort() {
+        #expect(Self.error(["PEAT_BROKER_PORT": "9000", "PEAT_SYNC_PORT": "9000"]) != nil)
+        #expect(Self.error(["PEAT_BROKER_PORT": "0", "PEAT_SYNC_PORT": "0"]) == nil, "port 0 means two different free ports")
+    }
+
+    @Test(arguments: [
+        ("PEAT_BROKER_PORT", " 8081"), ("PEAT_BROKER_PORT", "+8081"), ("PEAT_BROKER_PORT", "99999999999999999999999"),
+        ("PEAT_SYNC_PORT", "65536"), ("PEAT_STATIC_PEERS", "@host:1"), ("PEAT_STATIC_PEERS", "host:0"),
+        ("PEAT_STATIC_PEERS", "host"), ("PEAT_STATIC_PEERS", "[fd00::1]11204"), ("PEAT_STATIC_PEERS", "[nothex]:1"),
+        ("PEAT_STATIC_PEERS", ":11204"), ("PEAT_STATIC_PEERS", "ho st:1"), ("PEAT_BIND_HOST", "localhost"),
+        ("PEAT_BIND_HOST", "256.0.0.1"), ("PEAT_LOG_LEVEL", "INFO "), ("PEAT_COMPACTION_INTERVAL_SECS", "0"),
+        ("PEAT_COMPACTION_THRESHOLD_BYTES", "-5"), ("PEAT_COMPACTION_COLLECTIONS", "a b"),
+        ("PEAT_RELAY_URLS", "https://"), ("PEAT_COMPACTION_ENABLED", "enabled"),
+    ])
+    func refusesBadValueNamingTheVariable(_ variable: String, _ value: String) {
+        let error = Self.error([variable: value])
+        #expect(error?.variable == variable)
+        #expect(error?.description.hasPrefix(variable) == true)
+        #expect(error?.description.contains("\n") == false)
+    }
+
+    @Test func shortCompactionIntervalIsRaisedToTheMinimum() throws {
+        let configuration = try Self.parse(["PEAT_COMPACTION_INTERVAL_SECS": "3"])
+        #expect(configuration.compaction.intervalSeconds == 3)
+        #expect(configuration.compaction.effectiveIntervalSeconds == 10)
+    }
+
+    @Test func secretErrorsNeverContainTheSecret() {
+        for bad in ["c2VjcmV0LXZhbHVl", "super-secret-value!", "c2VjcmV0LXZhbHVlLWxvbmctZW5vdWdo=="] {
+            let error = Self.error(["PEAT_FORMATION_SECRET": bad])
+            #expect(error?.variable == "PEAT_FORMATION_SECRET")
+            #expect(error?.description.contains(bad) == false)
+        }
+    }
+
+    @Test func missingSecretIsRefused() {
+        #expect(throws: ConfigurationError.self) {
+            try NodeConfiguration(environment: Environment(["HOSTNAME": "peat-mesh-0"]))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+/// The default run path, as a separate process: start-up lines, refusals and graceful shutdown.
+struct RunCommandTests {
+    static func environment(dataDirectory: String, _ extra: [String: String] = [:]) -> [String: String] {
+        var environment = [
+            "PEAT_FORMATION_SECRET": "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc4",
+            "HOSTNAME": "peat-mesh-1",
+            "PEAT_DATA_DIR": dataDirectory,
+            "PEAT_DISCOVERY": "static",
+            "PEAT_BIND_HOST": "127.0.0.1",
+        ]
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("peat-node-test-\(UUID().uuidString)").path
+    }
+
+    @Test(arguments: [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")])
+    func startsAndStopsGracefullyOnSignal(_ signal: Int32, _ name: String) throws {
+        let dataDirectory = Self.temporaryDirectory() + "/nested/data"
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let node = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
+        let started = try node.waitForOutput(containing: "Node identity ready")
+        #expect(started.contains("Node identity ready node_id=peat-mesh-1 device_id=6249fce8bedd0145bde16f39d326a57c"))
+        #expect(started.contains("Starting peat-mesh-node"))
+        var isDirectory: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isDirectory) && isDirectory.boolValue)
+
+        node.signal(signal)
+        let result = try node.finish()
+        #expect(result.status == 0)
+        let lines = result.stdoutLines
+        #expect(lines.contains { $0.hasSuffix("Received \(name)") })
+        #expect(lines.last?.hasSuffix("peat-mesh-node stopped") == true)
+        #expect(!result.stdout.contains("\u{1B}["), "plain text: no ANSI colour")
+        #expect(!result.stdout.lowercased().contains("error"), "a healthy run logs no error line")
+        #expect(!result.stdout.contains("dGVzdC1mb3JtYXRpb24t"), "the secret never reaches the log")
+    }
+
+    @Test func jsonLogFormatWritesOneJSONObjectPerLine() throws {
+        let dataDirectory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let node = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory, ["PEAT_LOG_FORMAT": "json"]))
+        try node.waitForOutput(containing: "Node identity ready")
+        node.signal(SIGTERM)
+        let result = try node.finish()
+        #expect(result.status == 0)
+        let objects = try result.stdoutLines.map { line in
+            try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+        #expect(objects.count >= 4)
+        #expect(objects.allSatisfy { $0["timestamp"] is String && $0["level"] is String && $0["message"] is String })
+        #expect(objects.contains { ($0["message"] as? String) == "Received SIGTERM" })
+    }
+
+    static let badValues: [(String, String)] = [
+        ("PEAT_BROKER_PORT", "http"),
+        ("PEAT_BROKER_PORT", "65536"),
+        ("PEAT_BROKER_PORT", "-1"),
+        ("PEAT_SYNC_PORT", "11204x"),
+        ("PEAT_IROH_BIND_PORT", "0x2bcc"),
+        ("PEAT_DISCOVERY", "consul"),
+        ("PEAT_DISCOVERY", "MDNS "),
+        ("PEAT_STATIC_PEERS", "peat-mesh-0@10.0.0.1"),
+        ("PEAT_STATIC_PEERS", "::1:11204"),
+        ("PEAT_BIND_HOST", "not-an-address"),
+        ("PEAT_LOG_LEVEL", "verbose"),
+        ("PEAT_LOG_FORMAT", "xml"),
+        ("PEAT_COMPACTION_ENABLED", "maybe"),
+        ("PEAT_COMPACTION_INTERVAL_SECS", "5m"),
+        ("PEAT_COMPACTION_THRESHOLD_BYTES", "64KB"),
+        ("PEAT_COMPACTION_COLLECTIONS", "beacons,../etc"),
+        ("PEAT_RELAY_URLS", "relay.example.com"),
+        ("PEAT_IROH_RELAY_URLS", "ftp://relay.example.com"),
+    ]
+
+    @Test(arguments: badValues)
+    func refusesBadValueWithOneLineNamingTheVariable(_ variable: String, _ value: String) throws {
+        let dataDirectory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let result = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory, [variable: value]))
+        #expect(result.status != 0)
+        #expect(result.stderrLines.count == 1)
+        #expect(result.stderr.contains(variable))
+        #expect(result.stdout.isEmpty, "nothing starts before the configuration is accepted")
+        #expect(!FileManager.default.fileExists(atPath: dataDirectory))
+    }
+
+    @Test func refusesDataDirectoryThatIsAFile() throws {
+        let file = Self.temporaryDirectory()
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try NodeProcess.run(environment: Self.environment(dataDirectory: file))
+        #expect(result.status != 0)
+        #expect(result.stderrLines.count == 1)
+        #expect(result.stderr.contains("PEAT_DATA_DIR"))
+    }
+
+    @Test func unknownArgumentIsAnError() throws {
+        let result = try NodeProcess.run(["--no-such-flag"], environment: [:])
+        #expect(result.status != 0)
+        #expect(!result.stderr.isEmpty)
+    }
+}
