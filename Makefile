@@ -1,0 +1,61 @@
+# peat-mesh for Swift — the two commands that matter: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SWIFT ?= swift
+APT_PACKAGES := libsodium-dev liblmdb-dev pkg-config
+# Where `make run` keeps its data (the LMDB store and the development formation secret).
+PEAT_DATA := $(CURDIR)/.peat-data
+NODE_NAME ?= peat-mesh-0
+
+.PHONY: help deps build test run bench clean
+
+help:
+	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
+	@echo "make test   install system packages if missing, build, run every test"
+	@echo "make build  debug build (make deps first on a new machine)"
+	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines)"
+	@echo "make deps   install the Debian packages the build needs (idempotent)"
+
+# Installs the Debian packages only when one is missing; silent when all are present.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+# A single local node with working defaults. A development formation secret is generated on
+# first run and kept in ./.peat-data/formation-secret (mode 0600); an exported
+# PEAT_FORMATION_SECRET, or any other PEAT_* variable you export, takes precedence.
+run: build
+	@mkdir -p "$(PEAT_DATA)" && chmod 700 "$(PEAT_DATA)"
+	@bin="$$($(SWIFT) build --show-bin-path)/peat-mesh-node"; \
+	if [ -z "$${PEAT_FORMATION_SECRET:-}" ] && [ ! -s "$(PEAT_DATA)/formation-secret" ]; then \
+	  (umask 077 && "$$bin" generate-secret > "$(PEAT_DATA)/formation-secret.tmp" && \
+	   mv "$(PEAT_DATA)/formation-secret.tmp" "$(PEAT_DATA)/formation-secret") && \
+	  echo "make run: generated a development formation secret in $(PEAT_DATA)/formation-secret"; \
+	fi; \
+	export PEAT_FORMATION_SECRET="$${PEAT_FORMATION_SECRET:-$$(cat "$(PEAT_DATA)/formation-secret")}"; \
+	export HOSTNAME="$(NODE_NAME)"; \
+	export PEAT_DATA_DIR="$${PEAT_DATA_DIR:-$(PEAT_DATA)}"; \
+	export PEAT_DISCOVERY="$${PEAT_DISCOVERY:-static}"; \
+	export PEAT_BIND_HOST="$${PEAT_BIND_HOST:-127.0.0.1}"; \
+	exec "$$bin"
+
+bench: deps
+	cd Benchmarks && $(SWIFT) run -c release peat-bench
+
+clean:
+	rm -rf .build Benchmarks/.build
