@@ -12,12 +12,7 @@ public struct DeviceID: Hashable, Comparable, Sendable, CustomStringConvertible,
     /// Creates a device ID from its 16 raw bytes.
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(rawRepresentation bytes: Bytes) throws(IdentityError) {
-        guard bytes.count == Self.byteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "a device ID is \(Self.byteCount) bytes, got \(bytes.count)")
-        }
-        rawRepresentation = Array(bytes)
+        rawRepresentation = try IdentityError.exactBytes(bytes, count: Self.byteCount, "a device ID")
     }
 
     /// Derives the device ID of a public key.

@@ -44,12 +44,9 @@ public struct DeviceKeypair: Sendable, CustomStringConvertible {
     /// Recreates a key pair from its 32-byte secret seed (`rawRepresentation`).
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(rawRepresentation: Bytes) throws(IdentityError) {
-        guard rawRepresentation.count == Self.seedByteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "an Ed25519 secret seed is \(Self.seedByteCount) bytes, got \(rawRepresentation.count)")
-        }
-        self = withContiguousBytes(rawRepresentation) { DeviceKeypair(seed: $0) }
+        var seed = try IdentityError.exactBytes(rawRepresentation, count: Self.seedByteCount, "an Ed25519 secret seed")
+        defer { zeroize(&seed) }
+        self = seed.withUnsafeBytes { DeviceKeypair(seed: $0) }
     }
 
     private init(seed: UnsafeRawBufferPointer) {

@@ -11,12 +11,7 @@ public struct DevicePublicKey: Hashable, Sendable, CustomStringConvertible {
     /// Creates a public key from its 32 raw bytes.
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(rawRepresentation bytes: Bytes) throws(IdentityError) {
-        guard bytes.count == Self.byteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "an Ed25519 public key is \(Self.byteCount) bytes, got \(bytes.count)")
-        }
-        rawRepresentation = Array(bytes)
+        rawRepresentation = try IdentityError.exactBytes(bytes, count: Self.byteCount, "an Ed25519 public key")
     }
 
     /// The device ID derived from this key.
@@ -67,12 +62,7 @@ public struct DeviceSignature: Hashable, Sendable, CustomStringConvertible {
     /// Creates a signature from its 64 raw bytes.
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(rawRepresentation bytes: Bytes) throws(IdentityError) {
-        guard bytes.count == Self.byteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "an Ed25519 signature is \(Self.byteCount) bytes, got \(bytes.count)")
-        }
-        rawRepresentation = Array(bytes)
+        rawRepresentation = try IdentityError.exactBytes(bytes, count: Self.byteCount, "an Ed25519 signature")
     }
 
     public var description: String { "DeviceSignature(\(Hex.encode(rawRepresentation)))" }

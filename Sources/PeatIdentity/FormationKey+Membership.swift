@@ -9,12 +9,7 @@ public struct FormationChallenge: Hashable, Sendable {
     /// Creates a challenge from a received 32-byte nonce.
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(nonce: Bytes) throws(IdentityError) {
-        guard nonce.count == Self.byteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "a formation challenge is \(Self.byteCount) bytes, got \(nonce.count)")
-        }
-        self.nonce = Array(nonce)
+        self.nonce = try IdentityError.exactBytes(nonce, count: Self.byteCount, "a formation challenge")
     }
 
     /// A new challenge with a nonce from libsodium's CSPRNG.
@@ -73,12 +68,7 @@ public struct MembershipProof: Sendable, CustomStringConvertible {
     /// Creates a proof from 32 received bytes.
     /// - Throws: `IdentityError` with code `.invalidLength` for any other length.
     public init<Bytes: Collection<UInt8>>(rawRepresentation bytes: Bytes) throws(IdentityError) {
-        guard bytes.count == Self.byteCount else {
-            throw IdentityError(
-                code: .invalidLength,
-                message: "a membership proof is \(Self.byteCount) bytes, got \(bytes.count)")
-        }
-        rawRepresentation = Array(bytes)
+        rawRepresentation = try IdentityError.exactBytes(bytes, count: Self.byteCount, "a membership proof")
     }
 
     public var description: String { "MembershipProof(32 bytes)" }

@@ -68,3 +68,14 @@ public struct IdentityError: Error, Sendable, CustomStringConvertible {
         return "IdentityError(\(code)): \(message)"
     }
 }
+
+extension IdentityError {
+    /// Copies `bytes` if there are exactly `count` of them, else throws `.invalidLength`.
+    /// - Parameter what: The value's name for the message, e.g. "an Ed25519 public key".
+    static func exactBytes<Bytes: Collection<UInt8>>(_ bytes: Bytes, count: Int, _ what: String) throws(IdentityError) -> [UInt8] {
+        guard bytes.count == count else {
+            throw IdentityError(code: .invalidLength, message: "\(what) is \(count) bytes, got \(bytes.count)")
+        }
+        return Array(bytes)
+    }
+}
