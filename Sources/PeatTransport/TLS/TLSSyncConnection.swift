@@ -1,0 +1,110 @@
+public import PeatIdentity
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// An authenticated TLS connection to a formation member.
+public final class TLSSyncConnection: SyncConnection {
+    public let peer: PeerIdentity
+    public let role: MembershipRole
+    public let remoteAddress: String
+
+    let asyncChannel: NIOAsyncChannel<Frame, Frame>
+    let maximumPayloadSize: Int
+    private let roundTripTimeBox: NIOLockedValueBox<Duration?>
+    let closeReason: NIOLockedValueBox<TransportError?>
+    private let claimed = NIOLockedValueBox(false)
+
+    init(
+        peer: PeerIdentity, role: MembershipRole, remoteAddress: String,
+        asyncChannel: NIOAsyncChannel<Frame, Frame>, maximumPayloadSize: Int,
+        roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>
+    ) {
+        self.peer = peer
+        self.role = role
+        self.remoteAddress = remoteAddress
+        self.asyncChannel = asyncChannel
+        self.maximumPayloadSize = maximumPayloadSize
+        self.roundTripTimeBox = roundTripTime
+        self.closeReason = closeReason
+    }
+
+    public var roundTripTime: Duration? { roundTripTimeBox.withLockedValue { $0 } }
+
+    public func withFrames<Result: Sendable>(
+        _ body: (_ inbound: SyncInboundFrames, _ outbound: SyncFrameWriter) async throws -> Result
+    ) async throws -> Result {
+        guard claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) else {
+            throw TransportError(code: .protocolViolation, message: "withFrames was already used on this connection")
+        }
+        let maximum = maximumPayloadSize
+        let closeReason = closeReason
+        return try await asyncChannel.executeThenClose { inbound, outbound in
+            let iterator = InboundIterator(inbound.makeAsyncIterator(), closeReason: closeReason)
+            let frames = SyncInboundFrames { try await iterator.next() }
+            let writer = SyncFrameWriter { payload in
+                guard payload.count <= maximum else {
+                    throw TransportError(code: .frameTooLarge, message: "a frame of \(payload.count) bytes exceeds the maximum of \(maximum)")
+                }
+                do {
+                    try await outbound.write(Frame(kind: .data, payload: payload))
+                } catch {
+                    throw closeReason.withLockedValue { $0 }
+                        ?? TransportError(code: .connectionClosed, message: "the connection is closed", cause: error)
+                }
+            }
+            return try await body(frames, writer)
+        }
+    }
+
+    public func close() async {
+        closeUnclaimedOrChannel()
+        try? await asyncChannel.channel.closeFuture.get()
+    }
+
+    /// Closes the connection recording `reason` (for example a duplicate after a simultaneous dial).
+    func close(reason: TransportError) {
+        closeReason.withLockedValue { if $0 == nil { $0 = reason } }
+        closeUnclaimedOrChannel()
+    }
+
+    /// Closes the channel; if `withFrames` never ran, also releases the unused async wrapper.
+    private func closeUnclaimedOrChannel() {
+        if claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) {
+            asyncChannel.finishUnused()
+        } else {
+            asyncChannel.channel.close(promise: nil)
+        }
+    }
+
+    deinit {
+        // A connection dropped without withFrames or close must still release its channel.
+        if !claimed.withLockedValue({ $0 }) { asyncChannel.finishUnused() }
+    }
+}
+
+/// The inbound frame iterator of one `withFrames` call; used from that call's task only.
+private final class InboundIterator: @unchecked Sendable {
+    // @unchecked Sendable: `withFrames` hands it to exactly one consumer; it is never shared.
+    private var iterator: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
+    private let closeReason: NIOLockedValueBox<TransportError?>
+
+    init(_ iterator: NIOAsyncChannelInboundStream<Frame>.AsyncIterator, closeReason: NIOLockedValueBox<TransportError?>) {
+        self.iterator = iterator
+        self.closeReason = closeReason
+    }
+
+    func next() async throws -> [UInt8]? {
+        do {
+            guard let frame = try await iterator.next() else {
+                if let reason = closeReason.withLockedValue({ $0 }) { throw reason }
+                return nil
+            }
+            return frame.payload
+        } catch let error as TransportError {
+            throw error
+        } catch {
+            throw closeReason.withLockedValue { $0 }
+                ?? TransportError(code: .connectionClosed, message: "the connection failed", cause: error)
+        }
+    }
+}

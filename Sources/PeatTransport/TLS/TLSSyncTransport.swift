@@ -1,0 +1,325 @@
+public import Logging
+import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOPosix
+import NIOSSL
+public import PeatIdentity
+public import ServiceLifecycle
+
+/// The sync transport: TCP + TLS 1.3 with mutual Ed25519 certificate authentication, ALPN
+/// `peat/sync/1`, and a formation membership proof bound to the session before any data.
+///
+/// Run it as a swift-service-lifecycle `Service`: `run()` listens until graceful shutdown or
+/// cancellation, then closes every connection. `connect(to:expectedPeer:)` opens connections from
+/// the caller's task. At most one connection per peer is kept (`SimultaneousDialPolicy`).
+public final class TLSSyncTransport: SyncTransport, Service {
+    /// Transport settings with working defaults.
+    public struct Configuration: Sendable {
+        /// The address to listen on.
+        public var host: String
+        /// The port to listen on (0: any free port; see `listeningAddress()`).
+        public var port: Int
+        /// The largest frame payload accepted or sent.
+        public var maximumPayloadSize = Frame.defaultMaximumPayloadSize
+        /// How long TLS plus the formation handshake may take.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// How long TCP connect may take.
+        public var connectTimeout: Duration = .seconds(5)
+        /// A connection with no inbound traffic for this long is closed.
+        public var idleTimeout: Duration = .seconds(30)
+        /// A ping is sent when nothing was written for this long.
+        public var keepaliveInterval: Duration = .seconds(10)
+        /// Inbound frames buffered per connection before the peer is slowed down.
+        public var inboundBufferFrames = 64
+        /// Which connection survives when two devices dial each other.
+        public var simultaneousDial = SimultaneousDialPolicy()
+
+        public init(host: String = "0.0.0.0", port: Int = 11204) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public let localIdentity: PeerIdentity
+    public let inboundConnections: AsyncStream<any SyncConnection>
+    public let events: AsyncStream<ConnectionEvent>
+
+    let configuration: Configuration
+    private let formationKey: FormationKey
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let serverContext: NIOSSLContext
+    private let clientContext: NIOSSLContext
+    private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
+    private let eventContinuation: AsyncStream<ConnectionEvent>.Continuation
+    private let bound: EventLoopPromise<SocketAddress>
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var connections: [DeviceID: (connection: TLSSyncConnection, since: ContinuousClock.Instant)] = [:]
+        var loggedRejections: Set<String> = []
+        var closed = false
+    }
+
+    /// Creates a transport for this device.
+    /// - Parameters:
+    ///   - keypair: The device key; its certificate is presented to peers.
+    ///   - formationKey: The formation key every member holds.
+    ///   - configuration: Addresses, limits and timeouts.
+    ///   - group: The event loops to run on.
+    ///   - logger: Where rejections and failures are logged (once per peer address and reason).
+    public init(
+        keypair: DeviceKeypair,
+        formationKey: FormationKey,
+        configuration: Configuration = Configuration(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "peat.transport")
+    ) throws {
+        self.localIdentity = PeerIdentity(publicKey: keypair.publicKey)
+        self.formationKey = formationKey
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        let (certificate, privateKey) = try DeviceCertificate.make(for: keypair)
+        serverContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: true)
+        clientContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: false)
+        (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
+        (events, eventContinuation) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        bound = group.next().makePromise(of: SocketAddress.self)
+    }
+
+    /// Waits until the listener is bound and returns its address.
+    /// - Throws: `TransportError` with `.listenFailed` if binding failed.
+    public func listeningAddress() async throws -> PeerAddress {
+        let address = try await bound.futureResult.get()
+        return PeerAddress(host: address.ipAddress ?? configuration.host, port: address.port ?? configuration.port)
+    }
+
+    /// The peers this transport currently holds a connection to.
+    public var connectedPeers: [PeerIdentity] {
+        activeConnections.map(\.peer)
+    }
+
+    /// The current connections, one per peer.
+    public var activeConnections: [TLSSyncConnection] {
+        state.withLockedValue { $0.connections.values.map(\.connection) }
+    }
+
+    // MARK: Listening
+
+    public func run() async throws {
+        let server: NIOAsyncChannel<PendingConnection, Never>
+        do {
+            server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: configuration.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try self.configure(channel: channel, role: .responder, expectedPeer: nil)
+                    }
+                }
+        } catch {
+            let failure = TransportError(
+                code: .listenFailed, message: "cannot listen on \(PeerAddress(host: configuration.host, port: configuration.port))",
+                cause: error)
+            bound.fail(failure)
+            throw failure
+        }
+        if let address = server.channel.localAddress {
+            bound.succeed(address)
+            logger.info("Sync transport listening", metadata: ["address": "\(address)", "alpn": "\(syncALPN)"])
+        }
+        // However the listener ends (shutdown, cancellation, error), every connection is closed.
+        defer { shutdown() }
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await server.executeThenClose { pendingConnections in
+                try await withThrowingDiscardingTaskGroup { tasks in
+                    for try await pending in pendingConnections {
+                        tasks.addTask { await self.completeInbound(pending) }
+                    }
+                }
+            }
+        } onCancelOrGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    /// Closes every connection and ends the streams.
+    private func shutdown() {
+        let connections = state.withLockedValue { state in
+            state.closed = true
+            defer { state.connections = [:] }
+            return state.connections.values.map(\.connection)
+        }
+        for connection in connections {
+            connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
+        }
+        inboundContinuation.finish()
+        eventContinuation.finish()
+    }
+
+    private func completeInbound(_ pending: PendingConnection) async {
+        do {
+            let connection = try await authenticate(pending, role: .responder)
+            if case .dropped = inboundContinuation.yield(connection) {
+                connection.close(reason: TransportError(code: .connectionClosed, message: "too many unclaimed inbound connections"))
+            }
+        } catch {
+            // Rejected and already reported; the channel is closed.
+        }
+    }
+
+    // MARK: Dialling
+
+    public func connect(to address: PeerAddress, expectedPeer: DeviceID?) async throws -> any SyncConnection {
+        try await connectTLS(to: address, expectedPeer: expectedPeer)
+    }
+
+    /// Like `connect(to:expectedPeer:)`, returning the concrete connection type.
+    public func connectTLS(to address: PeerAddress, expectedPeer: DeviceID?) async throws -> TLSSyncConnection {
+        guard !state.withLockedValue(\.closed) else {
+            throw TransportError(code: .transportClosed, message: "the transport shut down")
+        }
+        let pending: PendingConnection
+        do {
+            pending = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: address.host, port: address.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try self.configure(channel: channel, role: .initiator, expectedPeer: expectedPeer)
+                    }
+                }
+        } catch {
+            let failure = TransportError(code: .connectFailed, message: "cannot connect to \(address)", cause: error)
+            report(rejection: failure, address: address.description)
+            throw failure
+        }
+        return try await authenticate(pending, role: .initiator)
+    }
+
+    // MARK: Pipeline
+
+    /// What a new channel's initializer produces: the wrapped channel and its handshake result.
+    struct PendingConnection: Sendable {
+        let asyncChannel: NIOAsyncChannel<Frame, Frame>
+        let authenticated: EventLoopFuture<PeerIdentity>
+        let roundTripTime: NIOLockedValueBox<Duration?>
+        let closeReason: NIOLockedValueBox<TransportError?>
+        let remoteAddress: String
+    }
+
+    private func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?) throws -> PendingConnection {
+        let operations = channel.pipeline.syncOperations
+        let verify: NIOSSLCustomVerificationCallback = { chain, promise in promise.succeed(TLSContextFactory.verify(chain)) }
+        if role == .responder {
+            try operations.addHandler(NIOSSLServerHandler(context: serverContext, customVerificationCallback: verify))
+        } else {
+            try operations.addHandler(try NIOSSLClientHandler(context: clientContext, serverHostname: nil, customVerificationCallback: verify))
+        }
+        let authenticated = channel.eventLoop.makePromise(of: PeerIdentity.self)
+        let roundTripTime = NIOLockedValueBox<Duration?>(nil)
+        let closeReason = NIOLockedValueBox<TransportError?>(nil)
+        let handshake = FormationHandshake(
+            role: role, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
+        try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize)))
+        try operations.addHandler(MessageToByteHandler(FrameEncoder()))
+        try operations.addHandler(FormationHandshakeHandler(
+            handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated))
+        try operations.addHandler(IdleStateHandler(
+            readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
+            writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+        let events = eventContinuation
+        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime) { peer, rtt in
+            events.yield(.roundTripTime(peer: peer, rtt))
+        })
+        try operations.addHandler(CloseReasonRecorder(reason: closeReason))
+        let high = max(configuration.inboundBufferFrames, 2)
+        let asyncChannel = try NIOAsyncChannel<Frame, Frame>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(backPressureStrategy: .init(lowWatermark: high / 2, highWatermark: high)))
+        return PendingConnection(
+            asyncChannel: asyncChannel, authenticated: authenticated.futureResult, roundTripTime: roundTripTime,
+            closeReason: closeReason, remoteAddress: channel.remoteAddress.map { "\($0)" } ?? "unknown")
+    }
+
+    /// Waits for the formation handshake, then registers the connection (one per peer).
+    private func authenticate(_ pending: PendingConnection, role: MembershipRole) async throws -> TLSSyncConnection {
+        let peer: PeerIdentity
+        do {
+            peer = try await pending.authenticated.get()
+        } catch {
+            let failure = (error as? TransportError)
+                ?? TransportError(code: .handshakeFailed, message: "the handshake failed", cause: error)
+            report(rejection: failure, address: pending.remoteAddress)
+            pending.asyncChannel.finishUnused()
+            throw failure
+        }
+        let remoteAddress = pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress
+        let connection = TLSSyncConnection(
+            peer: peer, role: role, remoteAddress: remoteAddress, asyncChannel: pending.asyncChannel,
+            maximumPayloadSize: configuration.maximumPayloadSize, roundTripTime: pending.roundTripTime,
+            closeReason: pending.closeReason)
+        try register(connection)
+        return connection
+    }
+
+    private func register(_ connection: TLSSyncConnection) throws {
+        let now = ContinuousClock.now
+        let policy = configuration.simultaneousDial
+        let local = localIdentity.deviceID
+        enum Outcome { case accepted(replaced: TLSSyncConnection?), rejected, closed }
+        let outcome: Outcome = state.withLockedValue { state in
+            guard !state.closed else { return .closed }
+            let peerID = connection.peer.deviceID
+            if let existing = state.connections[peerID] {
+                guard policy.newReplacesExisting(
+                    existingRole: existing.connection.role, existingAge: existing.since.duration(to: now),
+                    newRole: connection.role, local: local, peer: peerID) else { return .rejected }
+                state.connections[peerID] = (connection, now)
+                return .accepted(replaced: existing.connection)
+            }
+            state.connections[peerID] = (connection, now)
+            return .accepted(replaced: nil)
+        }
+        switch outcome {
+        case .closed:
+            connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
+            throw TransportError(code: .transportClosed, message: "the transport shut down")
+        case .rejected:
+            let reason = TransportError(code: .duplicateConnection, message: "already connected to device \(connection.peer.deviceID)")
+            connection.close(reason: reason)
+            throw reason
+        case .accepted(let replaced):
+            replaced?.close(reason: TransportError(
+                code: .duplicateConnection, message: "replaced by a newer connection to device \(connection.peer.deviceID)"))
+            eventContinuation.yield(.connected(peer: connection.peer, address: connection.remoteAddress, role: connection.role))
+            connection.asyncChannel.channel.closeFuture.whenComplete { [weak self] _ in
+                self?.unregister(connection)
+            }
+        }
+    }
+
+    private func unregister(_ connection: TLSSyncConnection) {
+        state.withLockedValue { state in
+            if state.connections[connection.peer.deviceID]?.connection === connection {
+                state.connections[connection.peer.deviceID] = nil
+            }
+        }
+        eventContinuation.yield(.disconnected(peer: connection.peer, reason: connection.closeReason.withLockedValue { $0 }))
+    }
+
+    /// Reports a failed connection: an event always, a log line once per address and reason.
+    private func report(rejection: TransportError, address: String) {
+        eventContinuation.yield(.rejected(address: address, reason: rejection))
+        let host = address.split(separator: ":").dropLast().joined(separator: ":")
+        let key = "\(host)|\(rejection.code)"
+        let first = state.withLockedValue { state in
+            if state.loggedRejections.count > 4096 { state.loggedRejections.removeAll() }
+            return state.loggedRejections.insert(key).inserted
+        }
+        logger.log(
+            level: first ? .warning : .debug, "Connection rejected",
+            metadata: ["peer.address": "\(address)", "reason": "\(rejection.code)", "detail": "\(rejection.message)"])
+    }
+}

@@ -1,0 +1,295 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PeatIdentity
+import SwiftASN1
+import Testing
+import X509
+@testable import PeatTransport
+
+@Suite(.timeLimit(.minutes(1)))
+struct TLSSyncTransportTests {
+    /// Sends `message` from the dialling side and an answer back, over real TLS on loopback.
+    static func exchange(dialer: TLSSyncTransport, listener: TLSSyncTransport) async throws {
+        let address = try await listener.listeningAddress()
+        async let accepted = TransportHarness.nextInbound(listener)
+        let outbound = try await dialer.connect(to: address, expectedPeer: listener.localIdentity.deviceID)
+        let inbound = try await accepted
+        #expect(outbound.peer == listener.localIdentity)
+        #expect(inbound.peer == dialer.localIdentity)
+        #expect(outbound.role == .initiator && inbound.role == .responder)
+        let question = Array("ping from \(dialer.localIdentity)".utf8)
+        async let answered: [UInt8]? = outbound.withFrames { frames, writer in
+            try await writer.send(question)
+            let iterator = frames.makeAsyncIterator()
+            return try await iterator.next()
+        }
+        let received: [UInt8]? = try await inbound.withFrames { frames, writer in
+            let iterator = frames.makeAsyncIterator()
+            let got = try await iterator.next()
+            try await writer.send(Array((got ?? []).reversed()))
+            return got
+        }
+        #expect(received == question)
+        #expect(try await answered == Array(question.reversed()))
+    }
+
+    @Test func threeTransportsExchangeFramesPairwise() async throws {
+        let nodes = try ["peat-mesh-0", "peat-mesh-1", "peat-mesh-2"].map { try TransportHarness.transport($0) }
+        try await TransportHarness.running(nodes) {
+            try await Self.exchange(dialer: nodes[0], listener: nodes[1])
+            try await Self.exchange(dialer: nodes[0], listener: nodes[2])
+            try await Self.exchange(dialer: nodes[1], listener: nodes[2])
+        }
+    }
+
+    @Test func wrongFormationSecretIsRejectedInBothDirections() async throws {
+        let member = try TransportHarness.transport("peat-mesh-0")
+        let outsider = try TransportHarness.transport("peat-mesh-1", secret: Array("not the formation's secret".utf8))
+        try await TransportHarness.running([member, outsider]) {
+            for (dialer, listener) in [(outsider, member), (member, outsider)] {
+                let address = try await listener.listeningAddress()
+                await #expect {
+                    _ = try await dialer.connect(to: address, expectedPeer: nil)
+                } throws: { error in
+                    (error as? TransportError)?.code == .notFormationMember
+                }
+                let rejected = try await TransportHarness.event(listener) { event in
+                    if case .rejected(_, let reason) = event { return reason.code == .notFormationMember }
+                    return false
+                }
+                #expect({ if case .rejected = rejected { true } else { false } }())
+                #expect(listener.connectedPeers.isEmpty && dialer.connectedPeers.isEmpty)
+            }
+        }
+    }
+
+    @Test func unexpectedIdentityIsRejected() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0")
+        let b = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([a, b]) {
+            let expected = DeviceKeypair.fromSeed(TransportHarness.secret, context: "peat-mesh-2").deviceID
+            await #expect {
+                _ = try await a.connect(to: try await b.listeningAddress(), expectedPeer: expected)
+            } throws: { error in
+                (error as? TransportError)?.code == .unexpectedIdentity
+            }
+            #expect(a.connectedPeers.isEmpty)
+        }
+    }
+
+    /// A TLS client that is not a formation member at the certificate level.
+    static func rawTLSClient(certificate: NIOSSLCertificate?, key: NIOSSLPrivateKey?, to address: PeerAddress) async throws -> (closed: Bool, bytesRead: Int) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv13
+        tls.certificateVerification = .none
+        tls.applicationProtocols = [syncALPN]
+        tls.verifySignatureAlgorithms = [.ed25519, .ecdsaSecp256R1Sha256]
+        if let certificate, let key {
+            tls.certificateChain = [.certificate(certificate)]
+            tls.privateKey = .privateKey(key)
+        }
+        let context = try NIOSSLContext(configuration: tls)
+        let counter = ByteCounter()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(counter)
+                }
+            }
+            .connect(host: address.host, port: address.port).get()
+        // Try to talk: a hello frame, as a member would.
+        channel.writeAndFlush(ByteBuffer(bytes: [1, 1, 0, 0, 0, 32] + [UInt8](repeating: 0, count: 32)), promise: nil)
+        let closed: Bool
+        do {
+            try await TransportHarness.withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
+            closed = true
+        } catch {
+            closed = false
+            try? await channel.close()
+        }
+        return (closed, counter.count)
+    }
+
+    final class ByteCounter: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var count = 0
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { count += unwrapInboundIn(data).readableBytes }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+    }
+
+    @Test func clientWithoutCertificateGetsNothing() async throws {
+        let server = try TransportHarness.transport("peat-mesh-0")
+        try await TransportHarness.running([server]) {
+            let result = try await Self.rawTLSClient(certificate: nil, key: nil, to: try await server.listeningAddress())
+            #expect(result.closed)
+            #expect(result.bytesRead == 0)
+            #expect(server.connectedPeers.isEmpty)
+        }
+    }
+
+    @Test func clientWithNonEd25519CertificateGetsNothing() async throws {
+        let key = P256.Signing.PrivateKey()
+        let certificateKey = Certificate.PrivateKey(key)
+        let name = try DistinguishedName { CommonName("not-a-device") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: certificateKey.publicKey,
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(3600),
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256, extensions: .init(), issuerPrivateKey: certificateKey)
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        let nioCertificate = try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
+        let nioKey = try NIOSSLPrivateKey(bytes: Array(try certificateKey.serializeAsPEM().pemString.utf8), format: .pem)
+        let server = try TransportHarness.transport("peat-mesh-0")
+        try await TransportHarness.running([server]) {
+            let result = try await Self.rawTLSClient(certificate: nioCertificate, key: nioKey, to: try await server.listeningAddress())
+            #expect(result.closed)
+            #expect(result.bytesRead == 0)
+            #expect(server.connectedPeers.isEmpty)
+        }
+    }
+
+    @Test func silentClientIsDroppedAfterTheHandshakeTimeout() async throws {
+        let server = try TransportHarness.transport("peat-mesh-0") { $0.handshakeTimeout = .milliseconds(300) }
+        try await TransportHarness.running([server]) {
+            let address = try await server.listeningAddress()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: address.host, port: address.port).get()
+            try await TransportHarness.withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
+            _ = try await TransportHarness.event(server) { event in
+                if case .rejected(_, let reason) = event { return reason.code == .handshakeTimeout }
+                return false
+            }
+        }
+    }
+
+    static let hostileBytes: [(String, [UInt8], TransportError.Code)] = [
+        ("garbage", Array("GET / HTTP/1.1\r\n\r\n".utf8), .unsupportedVersion),
+        ("oversized", [1, 0, 0x7f, 0xff, 0xff, 0xff], .frameTooLarge),
+        ("unknown kind", [1, 9, 0, 0, 0, 0], .malformedFrame),
+    ]
+
+    @Test(arguments: hostileBytes)
+    func badFramesCloseOnlyThatConnection(_ name: String, _ bytes: [UInt8], _ expected: TransportError.Code) async throws {
+        let victim = try TransportHarness.transport("peat-mesh-0") { $0.maximumPayloadSize = 1 << 20 }
+        let attacker = try TransportHarness.transport("peat-mesh-1")
+        let bystander = try TransportHarness.transport("peat-mesh-2")
+        try await TransportHarness.running([victim, attacker, bystander]) {
+            async let accepted = TransportHarness.nextInbound(victim)
+            let outbound = try await attacker.connectTLS(to: try await victim.listeningAddress(), expectedPeer: nil)
+            let inbound = try await accepted
+            try await TransportHarness.writeRaw(bytes, on: outbound)
+            await #expect {
+                try await inbound.withFrames { frames, _ in
+                    for try await _ in frames {}
+                }
+            } throws: { error in
+                (error as? TransportError)?.code == expected
+            }
+            // The listener keeps serving everyone else.
+            try await Self.exchange(dialer: bystander, listener: victim)
+        }
+    }
+
+    @Test func truncatedFrameAtCloseIsReported() async throws {
+        let victim = try TransportHarness.transport("peat-mesh-0")
+        let peer = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([victim, peer]) {
+            async let accepted = TransportHarness.nextInbound(victim)
+            let outbound = try await peer.connectTLS(to: try await victim.listeningAddress(), expectedPeer: nil)
+            let inbound = try await accepted
+            try await TransportHarness.writeRaw([1, 0, 0, 0, 0x03, 0xe8, 1, 2, 3], on: outbound)  // claims 1000 bytes
+            await outbound.close()
+            await #expect {
+                try await inbound.withFrames { frames, _ in for try await _ in frames {} }
+            } throws: { error in
+                (error as? TransportError)?.code == .malformedFrame
+            }
+        }
+    }
+
+    @Test func oversizedSendIsRefusedLocally() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0") { $0.maximumPayloadSize = 1024 }
+        let b = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([a, b]) {
+            let connection = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
+            await #expect {
+                try await connection.withFrames { _, writer in try await writer.send([UInt8](repeating: 0, count: 1025)) }
+            } throws: { error in
+                (error as? TransportError)?.code == .frameTooLarge
+            }
+        }
+    }
+
+    @Test func simultaneousDialKeepsOneConnection() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0")
+        let b = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([a, b]) {
+            let addressA = try await a.listeningAddress()
+            let addressB = try await b.listeningAddress()
+            async let fromA = try? a.connect(to: addressB, expectedPeer: nil)
+            async let fromB = try? b.connect(to: addressA, expectedPeer: nil)
+            _ = await (fromA, fromB)
+            try await TransportHarness.eventually {
+                a.activeConnections.count == 1 && b.activeConnections.count == 1
+                    && a.activeConnections[0].asyncChannel.channel.isActive && b.activeConnections[0].asyncChannel.channel.isActive
+                    && a.activeConnections[0].role != b.activeConnections[0].role
+            }
+            let lowerIsA = a.localIdentity.deviceID < b.localIdentity.deviceID
+            #expect(a.activeConnections[0].role == (lowerIsA ? .initiator : .responder))
+            #expect(a.activeConnections[0].peer == b.localIdentity)
+        }
+    }
+
+    @Test func reconnectsAfterThePeerRestarts() async throws {
+        let dialer = try TransportHarness.transport("peat-mesh-0")
+        let first = try TransportHarness.transport("peat-mesh-1")
+        let (sessions, sessionStarted) = AsyncStream.makeStream(of: PeerIdentity.self)
+        let address = try await TransportHarness.running([dialer]) {
+            try await withThrowingTaskGroup(of: Void.self) { dialling in
+                var iterator = sessions.makeAsyncIterator()
+                // The peer's first life: the dialler connects to it.
+                let address = try await withThrowingTaskGroup(of: Void.self) { peer in
+                    peer.addTask { try await first.run() }
+                    let address = try await first.listeningAddress()
+                    dialling.addTask {
+                        await dialer.maintainConnection(
+                            to: address, expectedPeer: first.localIdentity.deviceID,
+                            backoff: ReconnectBackoff(initial: .milliseconds(50), maximum: .milliseconds(200))
+                        ) { connection in
+                            sessionStarted.yield(connection.peer)
+                            _ = try? await connection.withFrames { frames, _ in for try await _ in frames {} }
+                        }
+                    }
+                    #expect(await iterator.next() == first.localIdentity)
+                    peer.cancelAll()  // stop the peer: its run() returns and closes every connection
+                    return address
+                }
+                // The peer's second life, on the same port with the same identity.
+                let restarted = try TransportHarness.transport("peat-mesh-1", port: address.port)
+                dialling.addTask { try await restarted.run() }
+                #expect(await iterator.next() == restarted.localIdentity)
+                dialling.cancelAll()
+                return address
+            }
+        }
+        #expect(address.port > 0)
+    }
+
+    @Test func reportsRoundTripTime() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0")
+        let b = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([a, b]) {
+            let connection = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
+            _ = try await TransportHarness.event(a) { event in
+                if case .roundTripTime = event { return true }
+                return false
+            }
+            let rtt = try #require(connection.roundTripTime)
+            #expect(rtt > .zero && rtt < .seconds(5))
+        }
+    }
+}

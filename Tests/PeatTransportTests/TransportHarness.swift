@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+import PeatIdentity
+import Testing
+@testable import PeatTransport
+
+/// Real transports on loopback for tests: each on its own free port, running in a task group.
+enum TransportHarness {
+    static let secret = Array("formation-shared-secret-from-k8s-secret".utf8)
+
+    static func transport(
+        _ name: String, secret: [UInt8] = secret, port: Int = 0, configure: (inout TLSSyncTransport.Configuration) -> Void = { _ in }
+    ) throws -> TLSSyncTransport {
+        var configuration = TLSSyncTransport.Configuration(host: "127.0.0.1", port: port)
+        configuration.handshakeTimeout = .seconds(3)
+        configure(&configuration)
+        return try TLSSyncTransport(
+            keypair: DeviceKeypair.fromSeed(secret, context: name), formationKey: FormationKey(secret: secret),
+            configuration: configuration)
+    }
+
+    /// Runs `transports` while `body` runs, then cancels them (which closes every connection).
+    static func running<R: Sendable>(_ transports: [TLSSyncTransport], _ body: () async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for transport in transports {
+                group.addTask { try await transport.run() }
+            }
+            for transport in transports { _ = try await transport.listeningAddress() }
+            do {
+                let result = try await body()
+                group.cancelAll()
+                return result
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// The next inbound connection, or an error after `timeout`.
+    static func nextInbound(_ transport: TLSSyncTransport, timeout: Duration = .seconds(10)) async throws -> any SyncConnection {
+        try await withTimeout(timeout) {
+            var iterator = transport.inboundConnections.makeAsyncIterator()
+            guard let connection = await iterator.next() else { throw TransportError(code: .transportClosed, message: "no more connections") }
+            return connection
+        }
+    }
+
+    /// The first event matching `predicate`, or an error after `timeout`.
+    static func event(
+        _ transport: TLSSyncTransport, timeout: Duration = .seconds(10), where predicate: @escaping @Sendable (ConnectionEvent) -> Bool
+    ) async throws -> ConnectionEvent {
+        try await withTimeout(timeout) {
+            for await event in transport.events where predicate(event) { return event }
+            throw TransportError(code: .transportClosed, message: "events ended")
+        }
+    }
+
+    struct TimedOut: Error {}
+
+    static func withTimeout<R: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: R.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw TimedOut()
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+    }
+
+    /// Polls `condition` until it holds (for state that settles without an event), at most `timeout`.
+    static func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TimedOut() }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Writes raw bytes under the frame encoder (inside TLS), as a buggy or hostile peer would.
+    static func writeRaw(_ bytes: [UInt8], on connection: TLSSyncConnection) async throws {
+        let channel = connection.asyncChannel.channel
+        try await channel.eventLoop.submit {
+            let context = try channel.pipeline.syncOperations.context(handlerType: MessageToByteHandler<FrameEncoder>.self)
+            context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+        }.get()
+    }
+}
