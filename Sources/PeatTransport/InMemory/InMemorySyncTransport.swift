@@ -1,0 +1,220 @@
+import NIOConcurrencyHelpers
+public import PeatIdentity
+public import ServiceLifecycle
+
+/// A process-local network of `InMemorySyncTransport`s, addressed by `PeerAddress`.
+public final class InMemoryNetwork: Sendable {
+    private let listeners = NIOLockedValueBox<[PeerAddress: InMemorySyncTransport]>([:])
+
+    public init() {}
+
+    func register(_ transport: InMemorySyncTransport, at address: PeerAddress) throws {
+        try listeners.withLockedValue { listeners in
+            guard listeners[address] == nil else {
+                throw TransportError(code: .listenFailed, message: "\(address) is already in use on this in-memory network")
+            }
+            listeners[address] = transport
+        }
+    }
+
+    func unregister(_ address: PeerAddress) {
+        _ = listeners.withLockedValue { $0.removeValue(forKey: address) }
+    }
+
+    func listener(at address: PeerAddress) -> InMemorySyncTransport? {
+        listeners.withLockedValue { $0[address] }
+    }
+}
+
+/// A `SyncTransport` double for tests and embedding: no sockets, but the same formation handshake.
+///
+/// Both sides run the real `FormationHandshake` with their own keys and formation key, so a
+/// transport with another secret is rejected exactly as over TLS. Frames travel through
+/// backpressured channels (a send waits until the peer reads).
+public final class InMemorySyncTransport: SyncTransport, Service {
+    public let localIdentity: PeerIdentity
+    public let inboundConnections: AsyncStream<any SyncConnection>
+    public let events: AsyncStream<ConnectionEvent>
+
+    /// Where this transport listens on its network.
+    public let address: PeerAddress
+    let formationKey: FormationKey
+    let maximumPayloadSize: Int
+    private let network: InMemoryNetwork
+    private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
+    private let eventContinuation: AsyncStream<ConnectionEvent>.Continuation
+    private let connections = NIOLockedValueBox<[InMemorySyncConnection]>([])
+
+    /// Creates a transport that listens at `address` on `network` while it runs.
+    public init(
+        keypair: DeviceKeypair, formationKey: FormationKey, address: PeerAddress, network: InMemoryNetwork,
+        maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize
+    ) {
+        localIdentity = PeerIdentity(publicKey: keypair.publicKey)
+        self.formationKey = formationKey
+        self.address = address
+        self.network = network
+        self.maximumPayloadSize = maximumPayloadSize
+        (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
+        (events, eventContinuation) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(1024))
+    }
+
+    /// Listens until graceful shutdown or cancellation, then closes every connection.
+    public func run() async throws {
+        try network.register(self, at: address)
+        defer {
+            network.unregister(address)
+            for connection in connections.withLockedValue({ list in defer { list = [] }; return list }) {
+                connection.closeBothEnds()
+            }
+            inboundContinuation.finish()
+            eventContinuation.finish()
+        }
+        try? await gracefulShutdown()
+    }
+
+    public func connect(to address: PeerAddress, expectedPeer: DeviceID?) async throws -> any SyncConnection {
+        guard let listener = network.listener(at: address) else {
+            let failure = TransportError(code: .connectFailed, message: "nothing listens at \(address) on this in-memory network")
+            eventContinuation.yield(.rejected(address: address.description, reason: failure))
+            throw failure
+        }
+        var initiator = FormationHandshake(
+            role: .initiator, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
+        var responder = FormationHandshake(
+            role: .responder, localKey: listener.localIdentity.publicKey, formationKey: listener.formationKey, expectedPeer: nil)
+        let outcome = Self.runHandshake(
+            &initiator, &responder, initiatorKey: localIdentity.publicKey, responderKey: listener.localIdentity.publicKey)
+        guard case .authenticated(let responderPeer) = outcome.initiator,
+              case .authenticated(let initiatorPeer) = outcome.responder else {
+            let failure = Self.failure(outcome.initiator) ?? Self.failure(outcome.responder)
+                ?? TransportError(code: .handshakeFailed, message: "the handshake did not complete")
+            eventContinuation.yield(.rejected(address: address.description, reason: failure))
+            if let listenerFailure = Self.failure(outcome.responder) {
+                listener.eventContinuation.yield(.rejected(address: self.address.description, reason: listenerFailure))
+            }
+            throw failure
+        }
+        let (local, remote) = InMemorySyncConnection.pair(
+            initiator: (initiatorPeer, self.address.description), responder: (responderPeer, address.description),
+            maximumPayloadSize: min(maximumPayloadSize, listener.maximumPayloadSize))
+        track(local)
+        listener.track(remote)
+        if case .dropped = listener.inboundContinuation.yield(remote) {
+            remote.closeBothEnds()
+        }
+        return local
+    }
+
+    private func track(_ connection: InMemorySyncConnection) {
+        connections.withLockedValue { $0.append(connection) }
+        eventContinuation.yield(.connected(peer: connection.peer, address: connection.remoteAddress, role: connection.role))
+    }
+
+    /// Delivers every frame between the two state machines; returns each side's last action.
+    private static func runHandshake(
+        _ initiator: inout FormationHandshake, _ responder: inout FormationHandshake,
+        initiatorKey: DevicePublicKey, responderKey: DevicePublicKey
+    ) -> (initiator: FormationHandshake.Action, responder: FormationHandshake.Action) {
+        var lastInitiator = initiator.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: responderKey)
+        var lastResponder = responder.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: initiatorKey)
+        // Each round delivers what each side just sent; a side that failed sends nothing more.
+        for _ in 0..<2 {
+            let toResponder = lastInitiator
+            let toInitiator = lastResponder
+            if case .send(let frame) = toResponder, !lastResponder.isFailure { lastResponder = responder.received(frame) }
+            if case .send(let frame) = toInitiator, !lastInitiator.isFailure { lastInitiator = initiator.received(frame) }
+        }
+        return (lastInitiator, lastResponder)
+    }
+
+    private static func failure(_ action: FormationHandshake.Action) -> TransportError? {
+        if case .fail(let code, let message) = action { return TransportError(code: code, message: message) }
+        return nil
+    }
+}
+
+extension FormationHandshake.Action {
+    var isFailure: Bool {
+        if case .fail = self { return true }
+        return false
+    }
+}
+
+/// One end of an in-memory connection.
+final class InMemorySyncConnection: SyncConnection {
+    let peer: PeerIdentity
+    let role: MembershipRole
+    let remoteAddress: String
+    var roundTripTime: Duration? { .zero }
+
+    private let inbound: FrameQueue
+    private let outbound: FrameQueue
+    private let closed: NIOLockedValueBox<Bool>
+    private let claimed = NIOLockedValueBox(false)
+    private let maximumPayloadSize: Int
+
+    private init(peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
+                 outbound: FrameQueue, closed: NIOLockedValueBox<Bool>, maximumPayloadSize: Int) {
+        self.peer = peer
+        self.role = role
+        self.remoteAddress = remoteAddress
+        self.inbound = inbound
+        self.outbound = outbound
+        self.closed = closed
+        self.maximumPayloadSize = maximumPayloadSize
+    }
+
+    /// Two connected ends: the initiator's (first) and the responder's.
+    static func pair(
+        initiator: (peer: PeerIdentity, address: String), responder: (peer: PeerIdentity, address: String), maximumPayloadSize: Int
+    ) -> (InMemorySyncConnection, InMemorySyncConnection) {
+        let toResponder = FrameQueue(capacity: 64)
+        let toInitiator = FrameQueue(capacity: 64)
+        let closed = NIOLockedValueBox(false)
+        let initiatorEnd = InMemorySyncConnection(
+            peer: responder.peer, role: .initiator, remoteAddress: responder.address, inbound: toInitiator,
+            outbound: toResponder, closed: closed, maximumPayloadSize: maximumPayloadSize)
+        let responderEnd = InMemorySyncConnection(
+            peer: initiator.peer, role: .responder, remoteAddress: initiator.address, inbound: toResponder,
+            outbound: toInitiator, closed: closed, maximumPayloadSize: maximumPayloadSize)
+        return (initiatorEnd, responderEnd)
+    }
+
+    func withFrames<Result: Sendable>(
+        _ body: (_ inbound: SyncInboundFrames, _ outbound: SyncFrameWriter) async throws -> Result
+    ) async throws -> Result {
+        guard claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) else {
+            throw TransportError(code: .protocolViolation, message: "withFrames was already used on this connection")
+        }
+        defer { closeBothEnds() }
+        let inbound = inbound
+        let outbound = outbound
+        let closed = closed
+        let maximum = maximumPayloadSize
+        let frames = SyncInboundFrames { await inbound.next() }
+        let writer = SyncFrameWriter { payload in
+            guard payload.count <= maximum else {
+                throw TransportError(code: .frameTooLarge, message: "a frame of \(payload.count) bytes exceeds the maximum of \(maximum)")
+            }
+            guard !closed.withLockedValue({ $0 }) else {
+                throw TransportError(code: .connectionClosed, message: "the connection is closed")
+            }
+            guard await outbound.send(payload) else {
+                throw TransportError(code: .connectionClosed, message: "the connection is closed")
+            }
+        }
+        return try await body(frames, writer)
+    }
+
+    func close() async {
+        closeBothEnds()
+    }
+
+    func closeBothEnds() {
+        closed.withLockedValue { $0 = true }
+        inbound.finish()
+        outbound.finish()
+    }
+}
+
