@@ -89,3 +89,17 @@ struct FrameCodecTests {
         }
     }
 }
+
+struct AuthenticationGateTests {
+    @Test func onlyHandshakeSizedFramesBeforeAuthentication() throws {
+        let gate = AuthenticationGate()
+        var decoder = FrameDecoder(maximumPayloadSize: 1 << 20, gate: gate)
+        var small = ByteBuffer(bytes: [1, 1, 0, 0, 0, 32] + [UInt8](repeating: 0, count: 32))
+        #expect(try decoder.decode(buffer: &small)?.payload.count == 32)
+        var large = ByteBuffer(bytes: [1, 0, 0, 0, 0x10, 0])  // 4096 bytes claimed
+        #expect { try decoder.decode(buffer: &large) } throws: { ($0 as? TransportError)?.code == .frameTooLarge }
+        gate.isOpen = true
+        var afterwards = ByteBuffer(bytes: [1, 0, 0, 0, 0x10, 0] + [UInt8](repeating: 0, count: 4096))
+        #expect(try decoder.decode(buffer: &afterwards)?.payload.count == 4096)
+    }
+}

@@ -8,11 +8,28 @@ public import NIOCore
 public struct FrameDecoder: ByteToMessageDecoder, NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
+    /// The largest payload accepted once the peer is authenticated.
     public let maximumPayloadSize: Int
+    /// The largest payload accepted while `gate` is closed (handshake frames are 32 bytes).
+    public static let handshakePayloadLimit = 64
+    private let gate: AuthenticationGate?
 
     /// - Parameter maximumPayloadSize: The largest payload accepted.
     public init(maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize) {
         self.maximumPayloadSize = maximumPayloadSize
+        self.gate = nil
+    }
+
+    /// A decoder that accepts only handshake-sized frames until `gate` opens, so a peer that has
+    /// not proved formation membership cannot make the node buffer a large frame.
+    init(maximumPayloadSize: Int, gate: AuthenticationGate) {
+        self.maximumPayloadSize = maximumPayloadSize
+        self.gate = gate
+    }
+
+    private var currentLimit: Int {
+        if let gate, !gate.isOpen { return min(Self.handshakePayloadLimit, maximumPayloadSize) }
+        return maximumPayloadSize
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
@@ -24,10 +41,11 @@ public struct FrameDecoder: ByteToMessageDecoder, NIOSingleStepByteToMessageDeco
             throw TransportError(code: .malformedFrame, message: "unknown frame kind \(header[1])")
         }
         let length = Int(header[2]) << 24 | Int(header[3]) << 16 | Int(header[4]) << 8 | Int(header[5])
-        guard length <= maximumPayloadSize else {
+        let limit = currentLimit
+        guard length <= limit else {
             throw TransportError(
                 code: .frameTooLarge,
-                message: "frame of \(length) bytes exceeds the maximum of \(maximumPayloadSize)")
+                message: "frame of \(length) bytes exceeds the maximum of \(limit)")
         }
         guard buffer.readableBytes >= Frame.headerSize + length else { return nil }
         buffer.moveReaderIndex(forwardBy: Frame.headerSize)
@@ -42,6 +60,12 @@ public struct FrameDecoder: ByteToMessageDecoder, NIOSingleStepByteToMessageDeco
         }
         return nil
     }
+}
+
+/// Opened by the formation handshake once the peer is authenticated; read by the frame decoder.
+/// Both live on the channel's event loop.
+final class AuthenticationGate {
+    var isOpen = false
 }
 
 /// Writes `Frame`s in the wire format of `Frame`.

@@ -20,11 +20,13 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
     private let timeout: TimeAmount
     private let authenticated: EventLoopPromise<PeerIdentity>
     private var deadline: Scheduled<Void>?
+    private let gate: AuthenticationGate
 
-    init(handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<PeerIdentity>) {
+    init(handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<PeerIdentity>, gate: AuthenticationGate) {
         self.handshake = handshake
         self.timeout = timeout
         self.authenticated = authenticated
+        self.gate = gate
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -91,6 +93,7 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
             context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         case .authenticated(let peer):
             deadline?.cancel()
+            gate.isOpen = true
             authenticated.succeed(peer)
             context.fireUserInboundEventTriggered(Authenticated(peer: peer))
         case .fail(let code, let message):

@@ -222,10 +222,12 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let closeReason = NIOLockedValueBox<TransportError?>(nil)
         let handshake = FormationHandshake(
             role: role, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
-        try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize)))
+        let gate = AuthenticationGate()
+        try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize, gate: gate)))
         try operations.addHandler(MessageToByteHandler(FrameEncoder()))
         try operations.addHandler(FormationHandshakeHandler(
-            handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated))
+            handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated,
+            gate: gate))
         try operations.addHandler(IdleStateHandler(
             readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
             writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
