@@ -151,7 +151,7 @@ final class InMemorySyncConnection: SyncConnection {
     private let inbound: FrameQueue
     private let outbound: FrameQueue
     private let closed: NIOLockedValueBox<Bool>
-    private let claimed = NIOLockedValueBox(false)
+    private let claim = ConnectionClaim()
     private let maximumPayloadSize: Int
 
     private init(peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
@@ -184,9 +184,7 @@ final class InMemorySyncConnection: SyncConnection {
     func withFrames<Result: Sendable>(
         _ body: (_ inbound: SyncInboundFrames, _ outbound: SyncFrameWriter) async throws -> Result
     ) async throws -> Result {
-        guard claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) else {
-            throw TransportError(code: .protocolViolation, message: "withFrames was already used on this connection")
-        }
+        try claim.takeForFrames()
         defer { closeBothEnds() }
         let inbound = inbound
         let outbound = outbound
@@ -194,9 +192,7 @@ final class InMemorySyncConnection: SyncConnection {
         let maximum = maximumPayloadSize
         let frames = SyncInboundFrames { await inbound.next() }
         let writer = SyncFrameWriter { payload in
-            guard payload.count <= maximum else {
-                throw TransportError(code: .frameTooLarge, message: "a frame of \(payload.count) bytes exceeds the maximum of \(maximum)")
-            }
+            try ConnectionClaim.checkSize(payload, maximum: maximum)
             guard !closed.withLockedValue({ $0 }) else {
                 throw TransportError(code: .connectionClosed, message: "the connection is closed")
             }

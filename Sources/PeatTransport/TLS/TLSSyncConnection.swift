@@ -12,7 +12,7 @@ public final class TLSSyncConnection: SyncConnection {
     let maximumPayloadSize: Int
     private let roundTripTimeBox: NIOLockedValueBox<Duration?>
     let closeReason: NIOLockedValueBox<TransportError?>
-    private let claimed = NIOLockedValueBox(false)
+    private let claim = ConnectionClaim()
 
     init(
         peer: PeerIdentity, role: MembershipRole, remoteAddress: String,
@@ -33,18 +33,14 @@ public final class TLSSyncConnection: SyncConnection {
     public func withFrames<Result: Sendable>(
         _ body: (_ inbound: SyncInboundFrames, _ outbound: SyncFrameWriter) async throws -> Result
     ) async throws -> Result {
-        guard claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) else {
-            throw TransportError(code: .protocolViolation, message: "withFrames was already used on this connection")
-        }
+        try claim.takeForFrames()
         let maximum = maximumPayloadSize
         let closeReason = closeReason
         return try await asyncChannel.executeThenClose { inbound, outbound in
             let iterator = InboundIterator(inbound.makeAsyncIterator(), closeReason: closeReason)
             let frames = SyncInboundFrames { try await iterator.next() }
             let writer = SyncFrameWriter { payload in
-                guard payload.count <= maximum else {
-                    throw TransportError(code: .frameTooLarge, message: "a frame of \(payload.count) bytes exceeds the maximum of \(maximum)")
-                }
+                try ConnectionClaim.checkSize(payload, maximum: maximum)
                 do {
                     try await outbound.write(Frame(kind: .data, payload: payload))
                 } catch {
@@ -69,7 +65,7 @@ public final class TLSSyncConnection: SyncConnection {
 
     /// Closes the channel; if `withFrames` never ran, also releases the unused async wrapper.
     private func closeUnclaimedOrChannel() {
-        if claimed.withLockedValue({ wasClaimed in defer { wasClaimed = true }; return !wasClaimed }) {
+        if claim.take() {
             asyncChannel.finishUnused()
         } else {
             asyncChannel.channel.close(promise: nil)
@@ -78,7 +74,7 @@ public final class TLSSyncConnection: SyncConnection {
 
     deinit {
         // A connection dropped without withFrames or close must still release its channel.
-        if !claimed.withLockedValue({ $0 }) { asyncChannel.finishUnused() }
+        if !claim.isTaken { asyncChannel.finishUnused() }
     }
 }
 
