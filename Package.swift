@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "PeatNode",
             dependencies: [
-                "PeatIdentity", "PeatMesh", "PeatBroker",
+                "PeatIdentity", "PeatTransport", "PeatMesh", "PeatBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -135,6 +135,7 @@ let package = Package(
             dependencies: [
                 "PeatNode",
                 "PeatIdentity",
+                "PeatTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -10,6 +10,7 @@ import Darwin
 #endif
 import Logging
 import PeatIdentity
+import PeatTransport
 import ServiceLifecycle
 import UnixSignals
 
@@ -53,17 +54,34 @@ struct NodeRunner {
         }
 
         logger.info("Node identity ready node_id=\(identity.nodeID) device_id=\(keypair.deviceID)")
-        logger.notice(
-            "This build establishes identity and configuration only; sync transport, discovery, document store and broker are not part of it yet")
 
-        let node = IdleNodeService()
-        let group = ServiceGroup(configuration: .init(services: [node], logger: logger))
-        await withTaskGroup(of: Void.self) { tasks in
+        let transport: TLSSyncTransport
+        do {
+            var transportConfiguration = TLSSyncTransport.Configuration(host: configuration.bindHost, port: configuration.syncPort)
+            transportConfiguration.maximumPayloadSize = Frame.defaultMaximumPayloadSize
+            transport = try TLSSyncTransport(
+                keypair: keypair, formationKey: identity.secret.formationKey(), configuration: transportConfiguration,
+                logger: Logger(label: "peat.transport"))
+        } catch {
+            logger.critical("Cannot create the sync transport", metadata: ["reason": "\(error)"])
+            return 1
+        }
+        logger.notice(
+            "This build authenticates formation peers on the sync port but does not sync documents yet; discovery, document store and broker are not part of it")
+
+        let peers = InboundPeerHolder(transport: transport, logger: logger)
+        // Services shut down in reverse order: the transport first (closing every connection),
+        // then the holder of those connections.
+        let group = ServiceGroup(configuration: .init(services: [peers, transport], logger: logger))
+        enum Outcome: Sendable { case servicesEnded(failed: Bool), signalled, listening, listenFailed }
+        let status: Int32 = await withTaskGroup(of: Outcome.self) { tasks in
             tasks.addTask {
                 do {
                     try await group.run()
+                    return .servicesEnded(failed: false)
                 } catch {
-                    logger.error("Node services failed", metadata: ["reason": "\(error)"])
+                    logger.critical("Node services failed", metadata: ["reason": "\(error)"])
+                    return .servicesEnded(failed: true)
                 }
             }
             tasks.addTask {
@@ -72,12 +90,39 @@ struct NodeRunner {
                     await group.triggerGracefulShutdown()
                     break
                 }
+                return .signalled
             }
-            await tasks.next()
-            tasks.cancelAll()
+            tasks.addTask {
+                do {
+                    _ = try await transport.listeningAddress()
+                    return .listening
+                } catch {
+                    let reason = (error as? TransportError)?.cause.map { "\($0)" } ?? "\(error)"
+                    _ = PeatMeshNode.refuse(ConfigurationError(
+                        variable: "PEAT_SYNC_PORT",
+                        message: "cannot listen on \(configuration.bindHost):\(configuration.syncPort): \(reason)"))
+                    await group.triggerGracefulShutdown()
+                    return .listenFailed
+                }
+            }
+            // The node runs until its services end (after a signal or a failure).
+            var status: Int32 = 0
+            while let outcome = await tasks.next() {
+                switch outcome {
+                case .servicesEnded(let failed):
+                    if failed { status = 1 }
+                    tasks.cancelAll()
+                    return status
+                case .listenFailed:
+                    status = 1
+                case .signalled, .listening:
+                    break
+                }
+            }
+            return status
         }
         logger.info("peat-mesh-node stopped")
-        return 0
+        return status
     }
 
     /// Creates the data directory (and parents) if needed and checks that it is writable.
@@ -101,9 +146,27 @@ struct NodeRunner {
     }
 }
 
-/// Holds the node up until graceful shutdown; the mesh services take its place as they land.
-struct IdleNodeService: Service {
+/// Keeps authenticated inbound sync connections open until the transport closes them; the sync
+/// coordinator takes its place when the mesh lands.
+struct InboundPeerHolder: Service {
+    let transport: TLSSyncTransport
+    let logger: Logger
+
     func run() async throws {
+        await withDiscardingTaskGroup { connections in
+            for await connection in transport.inboundConnections {
+                logger.debug(
+                    "Authenticated inbound sync connection",
+                    metadata: ["peer.device_id": "\(connection.peer.deviceID)", "peer.address": "\(connection.remoteAddress)"])
+                connections.addTask {
+                    _ = try? await connection.withFrames { frames, _ in
+                        for try await _ in frames {}
+                    }
+                }
+            }
+        }
+        // The stream ends when the transport stops, which it does first during a graceful
+        // shutdown; returning before this service is asked to stop would count as a failure.
         try? await gracefulShutdown()
     }
 }

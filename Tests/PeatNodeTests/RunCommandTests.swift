@@ -10,6 +10,7 @@ struct RunCommandTests {
             "PEAT_DATA_DIR": dataDirectory,
             "PEAT_DISCOVERY": "static",
             "PEAT_BIND_HOST": "127.0.0.1",
+            "PEAT_SYNC_PORT": "0",  // tests run in parallel: any free port
         ]
         environment.merge(extra) { _, new in new }
         return environment
@@ -98,6 +99,29 @@ struct RunCommandTests {
         #expect(result.status != 0)
         #expect(result.stderrLines.count == 1)
         #expect(result.stderr.contains("PEAT_DATA_DIR"))
+    }
+
+    @Test func occupiedSyncPortStopsTheNodeWithOneLine() throws {
+        let dataDirectory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let first = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
+        let output = try first.waitForOutput(containing: "Sync transport listening")
+        let port = try #require(Self.syncPort(in: output))
+        let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", ["PEAT_SYNC_PORT": "\(port)"]))
+        try? FileManager.default.removeItem(atPath: dataDirectory + "-2")
+        #expect(second.status != 0)
+        #expect(second.stderrLines.count == 1)
+        #expect(second.stderr.contains("PEAT_SYNC_PORT"))
+        first.signal(SIGTERM)
+        #expect(try first.finish().status == 0)
+    }
+
+    /// The port from the `Sync transport listening address=127.0.0.1:PORT` line.
+    static func syncPort(in output: String) -> Int? {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains("Sync transport listening") }),
+              let field = line.split(separator: " ").first(where: { $0.hasPrefix("address=") }),
+              let port = field.split(separator: ":").last else { return nil }
+        return Int(port)
     }
 
     @Test func unknownArgumentIsAnError() throws {

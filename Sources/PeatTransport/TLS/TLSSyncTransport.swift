@@ -127,7 +127,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         }
         if let address = server.channel.localAddress {
             bound.succeed(address)
-            logger.info("Sync transport listening", metadata: ["address": "\(address)", "alpn": "\(syncALPN)"])
+            let shown = PeerAddress(host: address.ipAddress ?? configuration.host, port: address.port ?? configuration.port)
+            logger.info("Sync transport listening", metadata: ["address": "\(shown)", "alpn": "\(syncALPN)"])
         }
         // However the listener ends (shutdown, cancellation, error), every connection is closed.
         defer { shutdown() }
