@@ -279,6 +279,45 @@ struct TLSSyncTransportTests {
         #expect(address.port > 0)
     }
 
+    @Test func silentPeerIsDisconnectedAfterTheIdleTimeout() async throws {
+        let watchful = try TransportHarness.transport("peat-mesh-0") {
+            $0.idleTimeout = .milliseconds(400)
+            $0.keepaliveInterval = .seconds(30)
+        }
+        let quiet = try TransportHarness.transport("peat-mesh-1") { $0.keepaliveInterval = .seconds(30) }
+        try await TransportHarness.running([watchful, quiet]) {
+            let connection = try await watchful.connect(to: try await quiet.listeningAddress(), expectedPeer: nil)
+            let event = try await TransportHarness.event(watchful) { event in
+                if case .disconnected(_, let reason) = event { return reason?.code == .idleTimeout }
+                return false
+            }
+            if case .disconnected(let peer, _) = event { #expect(peer == quiet.localIdentity) }
+            #expect(connection.peer == quiet.localIdentity)
+            #expect(watchful.connectedPeers.isEmpty)
+        }
+    }
+
+    @Test func keepalivePingsHoldAnIdleConnectionOpen() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0") {
+            $0.idleTimeout = .milliseconds(600)
+            $0.keepaliveInterval = .milliseconds(100)
+        }
+        let b = try TransportHarness.transport("peat-mesh-1") {
+            $0.idleTimeout = .milliseconds(600)
+            $0.keepaliveInterval = .milliseconds(100)
+        }
+        try await TransportHarness.running([a, b]) {
+            _ = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
+            // Several idle timeouts pass with no application data; keepalive keeps the link.
+            let later = ContinuousClock.now + .milliseconds(1500)
+            _ = try await TransportHarness.event(a) { event in
+                if case .roundTripTime = event { return ContinuousClock.now > later }
+                return false
+            }
+            #expect(a.connectedPeers == [b.localIdentity])
+        }
+    }
+
     @Test func reportsRoundTripTime() async throws {
         let a = try TransportHarness.transport("peat-mesh-0")
         let b = try TransportHarness.transport("peat-mesh-1")
