@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "PeatStorage",
-            dependencies: ["PeatCRDT", "CLMDB"],
+            dependencies: ["PeatCRDT", "CLMDB", "CSodium"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -114,6 +114,17 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Vectors"],
+            swiftSettings: swiftSettings
+        ),
+        // Not a product: the child process of PeatStorage's crash test.
+        .executableTarget(
+            name: "PeatStorageCrashWriter",
+            dependencies: ["PeatStorage"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PeatStorageTests",
+            dependencies: ["PeatStorage", "PeatStorageCrashWriter", "CLMDB"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
