@@ -55,6 +55,8 @@ run: build
 	exec "$$bin"
 
 bench: deps
+	@# SwiftPM caches the file list of a path dependency: drop it so new sources are seen.
+	rm -f Benchmarks/.build/release.yaml Benchmarks/.build/*/release/description.json
 	cd Benchmarks && $(SWIFT) run -c release peat-bench
 
 clean:

@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "PeatStorage",
-            dependencies: ["PeatCRDT", "CLMDB", "CSodium"],
+            dependencies: ["PeatCRDT", "CLMDB"],
             swiftSettings: swiftSettings
         ),
         .target(

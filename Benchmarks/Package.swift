@@ -16,11 +16,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
     ],
     targets: [
+        // Raw LMDB for the storage baseline (the main package's CLMDB is not a product).
+        .systemLibrary(name: "BenchCLMDB", pkgConfig: "lmdb"),
         .executableTarget(
             name: "peat-bench",
             dependencies: [
                 .product(name: "PeatIdentity", package: "peat-mesh"),
                 .product(name: "PeatTransport", package: "peat-mesh"),
+                .product(name: "PeatStorage", package: "peat-mesh"),
+                "BenchCLMDB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -31,6 +31,9 @@ final class ChangeFeed: Sendable {
         return stream
     }
 
+    /// Whether anyone listens (lets writers skip building change lists).
+    var hasSubscribers: Bool { state.withLock { !$0.subscribers.isEmpty } }
+
     /// Delivers committed changes, in order, to every subscriber.
     func publish(_ changes: [DocumentChange]) {
         guard !changes.isEmpty else { return }

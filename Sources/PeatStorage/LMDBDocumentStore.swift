@@ -1,5 +1,4 @@
 import CLMDB
-import CSodium
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,8 +58,8 @@ public final class LMDBDocumentStore: DocumentStore {
             switch format {
             case nil:
                 try transaction.put(meta, Self.formatKey, Self.bigEndian(UInt64(Self.dataFormatVersion), bytes: 4))
-                var actor = [UInt8](repeating: 0, count: 16)
-                randombytes_buf(&actor, actor.count)
+                var generator = SystemRandomNumberGenerator()  // getrandom(2): a CSPRNG
+                let actor = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
                 try transaction.put(meta, Self.actorKey, actor)
                 try transaction.put(meta, Self.sequenceKey, Self.bigEndian(0, bytes: 8))
                 return (documents, meta, actor)
@@ -167,7 +166,7 @@ public final class LMDBDocumentStore: DocumentStore {
         try environment.read { (transaction: borrowing LMDBEnvironment.Transaction) throws(StorageError) in
             try transaction.forEach(documents, prefix: []) { _, value throws(StorageError) in
                 guard value.count >= StoredValueCodec.headerSize else { return true }
-                if value[1] & 1 == 1 {
+                if StoredValueCodec.isTombstone(value) {
                     tombstones += 1
                 } else {
                     live += 1
@@ -197,7 +196,13 @@ public final class LMDBDocumentStore: DocumentStore {
                 }
                 return bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             }
-            // Versions written earlier in this batch, so conditions see the batch's own writes.
+            // Versions written earlier in this batch, so conditions see the batch's own writes
+            // (tracked only when some operation is conditional).
+            let tracksPending = operations.contains { operation in
+                switch operation {
+                case .put(_, _, let ifVersion), .delete(_, let ifVersion): ifVersion != nil
+                }
+            }
             var pending: [DocumentKey: UInt64] = [:]
             var written: [StoredDocument] = []
             written.reserveCapacity(operations.count)
@@ -231,15 +236,17 @@ public final class LMDBDocumentStore: DocumentStore {
                 try transaction.put(
                     documents, encodedKey,
                     StoredValueCodec.encode(payload: payload, version: sequence, tombstone: tombstone, key: encodedKey))
-                pending[key] = sequence
+                if tracksPending { pending[key] = sequence }
                 written.append(StoredDocument(key: key, value: payload, version: sequence, isTombstone: tombstone))
             }
             try transaction.put(meta, Self.sequenceKey, Self.bigEndian(sequence, bytes: 8))
             return written
         }
-        feed.publish(written.map {
-            DocumentChange(key: $0.key, kind: $0.isTombstone ? .delete : .put, version: $0.version, origin: origin)
-        })
+        if feed.hasSubscribers {
+            feed.publish(written.map {
+                DocumentChange(key: $0.key, kind: $0.isTombstone ? .delete : .put, version: $0.version, origin: origin)
+            })
+        }
         return written
     }
 
@@ -260,7 +267,12 @@ public final class LMDBDocumentStore: DocumentStore {
 
     /// `collection ‖ 0x00 ‖ id`: keys sort by collection, then ID, byte-wise.
     static func encode(_ key: DocumentKey) -> [UInt8] {
-        prefix(key.collection) + Array(key.id.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(key.collection.utf8.count + 1 + key.id.utf8.count)
+        bytes.append(contentsOf: key.collection.utf8)
+        bytes.append(0)
+        bytes.append(contentsOf: key.id.utf8)
+        return bytes
     }
 
     static func prefix(_ collection: String) -> [UInt8] {

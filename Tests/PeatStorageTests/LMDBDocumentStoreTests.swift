@@ -62,7 +62,7 @@ struct LMDBDocumentStoreTests {
         }
         var damaged = stored
         switch damage {
-        case "flipped bit": damaged[25] ^= 0x04
+        case "flipped bit": damaged[25] ^= 0x04  // inside the payload
         case "truncated": damaged.removeLast(5)
         case "empty": damaged = []
         default:  // a valid value of another key, copied here

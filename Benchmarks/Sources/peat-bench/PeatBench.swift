@@ -7,6 +7,7 @@ struct PeatBench {
     static func main() async throws {
         let selected = Set(CommandLine.arguments.dropFirst())
         if selected.isEmpty || selected.contains("identity") { try IdentityBenchmarks.run() }
+        if selected.isEmpty || selected.contains("storage") { try StorageBenchmarks.run() }
         if selected.isEmpty || selected.contains("transport") { try await TransportBenchmarks.run() }
     }
 }
