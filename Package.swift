@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "PeatNode",
             dependencies: [
-                "PeatIdentity", "PeatTransport", "PeatMesh", "PeatBroker",
+                "PeatIdentity", "PeatStorage", "PeatTransport", "PeatMesh", "PeatBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -10,6 +10,7 @@ import Darwin
 #endif
 import Logging
 import PeatIdentity
+import PeatStorage
 import PeatTransport
 import ServiceLifecycle
 import UnixSignals
@@ -55,6 +56,21 @@ struct NodeRunner {
 
         logger.info("Node identity ready node_id=\(identity.nodeID) device_id=\(keypair.deviceID)")
 
+        let storePath = configuration.dataDirectory + "/automerge"
+        let store: LMDBDocumentStore
+        do {
+            store = try LMDBDocumentStore(path: storePath)
+            let statistics = try store.statistics()
+            logger.info(
+                "Document store opened",
+                metadata: ["path": "\(storePath)", "documents": "\(statistics.liveDocuments)", "actor_id": "\(Self.hex(store.actorID))"])
+        } catch {
+            _ = PeatMeshNode.refuse(ConfigurationError(variable: "PEAT_DATA_DIR", message: "cannot open the document store at \(storePath): \(error.message)"))
+            return 1
+        }
+        // Every acknowledged write is already durable; closing releases the environment cleanly.
+        defer { store.close() }
+
         let transport: TLSSyncTransport
         do {
             var transportConfiguration = TLSSyncTransport.Configuration(host: configuration.bindHost, port: configuration.syncPort)
@@ -67,7 +83,7 @@ struct NodeRunner {
             return 1
         }
         logger.notice(
-            "This build authenticates formation peers on the sync port but does not sync documents yet; discovery, document store and broker are not part of it")
+            "This build authenticates formation peers on the sync port and keeps a document store, but does not sync documents yet; discovery and broker are not part of it")
 
         let peers = InboundPeerHolder(transport: transport, logger: logger)
         // Services shut down in reverse order: the transport first (closing every connection),
@@ -123,6 +139,13 @@ struct NodeRunner {
         }
         logger.info("peat-mesh-node stopped")
         return status
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+        }.joined()
     }
 
     /// Creates the data directory (and parents) if needed and checks that it is writable.

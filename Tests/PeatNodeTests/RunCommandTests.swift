@@ -25,11 +25,14 @@ struct RunCommandTests {
         let dataDirectory = Self.temporaryDirectory() + "/nested/data"
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         let node = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
-        let started = try node.waitForOutput(containing: "Node identity ready")
+        let started = try node.waitForOutput(containing: "Sync transport listening")
         #expect(started.contains("Node identity ready node_id=peat-mesh-1 device_id=6249fce8bedd0145bde16f39d326a57c"))
         #expect(started.contains("Starting peat-mesh-node"))
         var isDirectory: ObjCBool = false
         #expect(FileManager.default.fileExists(atPath: dataDirectory, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let storeLine = started.split(separator: "\n").first { $0.contains("Document store opened") } ?? ""
+        #expect(storeLine.contains("documents=0") && storeLine.contains("path=\(dataDirectory)/automerge"))
+        #expect(FileManager.default.fileExists(atPath: dataDirectory + "/automerge/data.mdb"))
 
         node.signal(signal)
         let result = try node.finish()
