@@ -16,7 +16,7 @@ enum TransportBenchmarks {
     static let secret = Array("formation-shared-secret-from-k8s-secret".utf8)
 
     static func run() async throws {
-        for (size, count) in [(1024, 100_000), (64 * 1024, 4_000)] {
+        for (size, count) in [(1024, 100_000), (64 * 1024, 16_000)] {
             // Best of three alternating runs of each, to damp scheduling noise on 2 cores.
             var ours = Double.infinity
             var bare = Double.infinity

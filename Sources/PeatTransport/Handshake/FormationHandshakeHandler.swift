@@ -39,6 +39,7 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func handlerRemoved(context: ChannelHandlerContext) {
         deadline?.cancel()
+        // A no-op after success: the promise is already complete.
         authenticated.fail(TransportError(code: .connectionClosed, message: "the connection closed during the handshake"))
     }
 
@@ -96,6 +97,8 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
             gate.isOpen = true
             authenticated.succeed(peer)
             context.fireUserInboundEventTriggered(Authenticated(peer: peer))
+            // Its work is done: leave the hot path (later frames go straight to keepalive).
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .fail(let code, let message):
             deadline?.cancel()
             authenticated.fail(TransportError(code: code, message: message))
