@@ -31,6 +31,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
         // swift-crypto: Ed25519 keys for swift-certificates in PeatTransport; in the identity tests,
         // an independent HKDF/Ed25519/SHA-256 implementation (BoringSSL) to check libsodium against.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
@@ -92,6 +96,14 @@ let package = Package(
         ),
         .target(
             name: "PeatBroker",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -120,6 +132,15 @@ let package = Package(
         .executableTarget(
             name: "PeatStorageCrashWriter",
             dependencies: ["PeatStorage"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PeatBrokerTests",
+            dependencies: [
+                "PeatBroker",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
