@@ -18,7 +18,8 @@ extension Broker {
             let subscription = hub.subscribe()
             let filter = CollectionFilter()
             defer { _ = hub.release(subscription.id) }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            enum Ended: Sendable { case reader, writer, closedSlowClient, deadline }
+            try await withThrowingTaskGroup(of: Ended.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 64 * 1024) {
                         guard case .text(let text) = message else { continue }
@@ -26,18 +27,26 @@ extension Broker {
                             try await outbound.write(.text(reply))
                         }
                     }
+                    return .reader
                 }
                 group.addTask {
                     for await event in subscription.events where filter.accepts(event) {
                         try await outbound.write(.text(Self.encode(event.json)))
                     }
-                    if hub.release(subscription.id) {
-                        logger.info("WebSocket client too slow; disconnecting it")
-                        try await outbound.close(.policyViolation, reason: "too slow: more than \(hub.bufferSize) events unread")
-                    }
+                    guard hub.release(subscription.id) else { return .writer }
+                    logger.info("WebSocket client too slow; disconnecting it")
+                    try await outbound.close(.policyViolation, reason: "too slow: more than \(hub.bufferSize) events unread")
+                    return .closedSlowClient
                 }
-                // Either side ending (client gone, or the client was dropped) ends the connection.
-                try await group.next()
+                // The client leaving ends the connection. A slow client was sent a close frame
+                // (queued behind what it has not read yet): give it time to read up to it.
+                if try await group.next() == .closedSlowClient {
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(10))
+                        return .deadline
+                    }
+                    _ = try await group.next()
+                }
                 group.cancelAll()
             }
         }

@@ -61,12 +61,14 @@ struct BrokerWebSocketTests {
         let state = FakeBrokerState()
         try await Self.withLiveBroker(state, buffer: 4) { client in
             let close = try await client.ws("/api/v1/ws") { inbound, outbound, _ in
-                var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 try await outbound.write(.text(#"{"type":"ping"}"#))
                 _ = try await messages.next()
-                // A burst far larger than the client's buffer, faster than it can be written.
-                for index in 0..<20_000 {
-                    state.eventSink.yield(.syncEvent(collection: "beacons", documentID: "b\(index)", action: "put", origin: "local"))
+                // The client stops reading while 64 MiB of events (8 KiB each) arrive: the socket fills, the
+                // server's writer stalls, and the client's 4-event queue overflows.
+                let bulky = String(repeating: "x", count: 8 * 1024)
+                for index in 0..<8_000 {
+                    state.eventSink.yield(.syncEvent(collection: "beacons", documentID: "\(index)-\(bulky)", action: "put", origin: "local"))
                 }
                 while try await messages.next() != nil {}
             }

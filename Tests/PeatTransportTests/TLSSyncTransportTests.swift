@@ -299,17 +299,17 @@ struct TLSSyncTransportTests {
 
     @Test func keepalivePingsHoldAnIdleConnectionOpen() async throws {
         let a = try TransportHarness.transport("peat-mesh-0") {
-            $0.idleTimeout = .milliseconds(600)
+            $0.idleTimeout = .milliseconds(1500)
             $0.keepaliveInterval = .milliseconds(100)
         }
         let b = try TransportHarness.transport("peat-mesh-1") {
-            $0.idleTimeout = .milliseconds(600)
+            $0.idleTimeout = .milliseconds(1500)
             $0.keepaliveInterval = .milliseconds(100)
         }
         try await TransportHarness.running([a, b]) {
             _ = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
             // Several idle timeouts pass with no application data; keepalive keeps the link.
-            let later = ContinuousClock.now + .milliseconds(1500)
+            let later = ContinuousClock.now + .milliseconds(3500)
             _ = try await TransportHarness.event(a) { event in
                 if case .roundTripTime = event { return ContinuousClock.now > later }
                 return false
