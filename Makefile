@@ -55,6 +55,7 @@ run: build
 	exec "$$bin"
 
 bench: deps
+	@command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; $$sudo apt-get install -y -qq wrk >/dev/null; }
 	@# SwiftPM caches the file list of a path dependency: drop it so new sources are seen.
 	rm -f Benchmarks/.build/release.yaml Benchmarks/.build/*/release/description.json
 	cd Benchmarks && $(SWIFT) run -c release peat-bench

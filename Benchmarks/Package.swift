@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
     ],
     targets: [
         // Raw LMDB for the storage baseline (the main package's CLMDB is not a product).
@@ -24,6 +25,8 @@ let package = Package(
                 .product(name: "PeatIdentity", package: "peat-mesh"),
                 .product(name: "PeatTransport", package: "peat-mesh"),
                 .product(name: "PeatStorage", package: "peat-mesh"),
+                .product(name: "PeatBroker", package: "peat-mesh"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 "BenchCLMDB",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,27 +1,43 @@
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The broker's metrics, recorded through swift-metrics into its Prometheus registry.
 /// Labels are bounded: route templates, methods, status classes — never IDs.
-struct BrokerMetrics: Sendable {
+final class BrokerMetrics: Sendable {
     let factory: PrometheusMetricsFactory
+    /// Metric handles by label set: creating one goes through the registry's lock and lookup,
+    /// too slow for every request.
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
 
     init(factory: PrometheusMetricsFactory) {
         self.factory = factory
     }
 
     func request(route: String, method: String, status: Int, seconds: Double) {
-        Counter(
-            label: "peat_http_requests_total",
-            dimensions: [("route", route), ("method", method), ("status", String(status))],
-            factory: factory
-        ).increment()
-        Timer(label: "peat_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
-            .recordNanoseconds(Int64(seconds * 1e9))
+        let counterKey = "\(route) \(method) \(status)"
+        let counter = counters.withLock { counters in
+            if let counter = counters[counterKey] { return counter }
+            let counter = Metrics.Counter(
+                label: "peat_http_requests_total",
+                dimensions: [("route", route), ("method", method), ("status", String(status))],
+                factory: factory)
+            counters[counterKey] = counter
+            return counter
+        }
+        counter.increment()
+        let timer = timers.withLock { timers in
+            if let timer = timers[route] { return timer }
+            let timer = Metrics.Timer(label: "peat_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
+            timers[route] = timer
+            return timer
+        }
+        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     func syncEvent(action: String, local: Bool) {
-        Counter(
+        Metrics.Counter(
             label: "peat_sync_events_total",
             dimensions: [("action", action == "delete" ? "delete" : "put"), ("origin", local ? "local" : "remote")],
             factory: factory
@@ -29,8 +45,8 @@ struct BrokerMetrics: Sendable {
     }
 
     func snapshot(peersKnown: Int, peersConnected: Int, webSocketClients: Int) {
-        Gauge(label: "peat_peers_known", factory: factory).record(peersKnown)
-        Gauge(label: "peat_peers_connected", factory: factory).record(peersConnected)
-        Gauge(label: "peat_websocket_clients", factory: factory).record(webSocketClients)
+        Metrics.Gauge(label: "peat_peers_known", factory: factory).record(peersKnown)
+        Metrics.Gauge(label: "peat_peers_connected", factory: factory).record(peersConnected)
+        Metrics.Gauge(label: "peat_websocket_clients", factory: factory).record(webSocketClients)
     }
 }

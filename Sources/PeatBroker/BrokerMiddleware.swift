@@ -63,6 +63,13 @@ func withDeadline<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Send
     }
 }
 
+/// A JSON response from a `JSONValue` (the fast path for documents and errors).
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    var fields = headers
+    fields[.contentType] = "application/json"
+    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.serialized())))
+}
+
 /// Encodes a JSON body with sorted keys.
 func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     let encoder = JSONEncoder()

@@ -229,7 +229,7 @@ struct BrokerRouteTests {
         let state = FakeBrokerState()
         state.delay.withLock { $0 = .seconds(5) }
         try await Self.withBroker(state, configure: { $0.requestTimeout = .milliseconds(100) }) { client in
-            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .get) { response in
+            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .put, body: Self.body("{}")) { response in
                 #expect(response.status == .gatewayTimeout)
                 let json9 = try Self.json(response.body)
                 #expect(json9["status"] as? Int == 504)

@@ -9,6 +9,7 @@ struct PeatBench {
         if selected.isEmpty || selected.contains("identity") { try IdentityBenchmarks.run() }
         if selected.isEmpty || selected.contains("storage") { try StorageBenchmarks.run() }
         if selected.isEmpty || selected.contains("transport") { try await TransportBenchmarks.run() }
+        if selected.isEmpty || selected.contains("broker") { try await BrokerBenchmarks.run() }
     }
 }
 
