@@ -77,7 +77,8 @@ public struct Broker: Sendable {
     }
 
     /// The application: HTTP routes, the WebSocket endpoint and the event pump.
-    public func makeApplication() -> some ApplicationProtocol {
+    /// - Parameter onListening: Called with the bound address once the server accepts connections.
+    public func makeApplication(onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }) -> some ApplicationProtocol {
         let router = Router(context: BasicWebSocketRequestContext.self)
         router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger))
         addRoutes(to: router)
@@ -87,6 +88,10 @@ public struct Broker: Sendable {
             server: .http1WebSocketUpgrade(webSocketRouter: router),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "peat-mesh-node"),
             services: [EventPump(state: state, hub: hub, metrics: metrics)],
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                await onListening(address?.ipAddress ?? "", address?.port ?? 0)
+            },
             logger: logger)
     }
 

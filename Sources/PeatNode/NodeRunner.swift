@@ -10,7 +10,11 @@ import Darwin
 #endif
 import Logging
 import PeatIdentity
+import Metrics
+import PeatBroker
 import PeatStorage
+import Prometheus
+import Synchronization
 import PeatTransport
 import ServiceLifecycle
 import UnixSignals
@@ -83,12 +87,25 @@ struct NodeRunner {
             return 1
         }
         logger.notice(
-            "This build authenticates formation peers on the sync port and keeps a document store, but does not sync documents yet; discovery and broker are not part of it")
+            "This build serves the broker, authenticates formation peers on the sync port and keeps a document store, but does not sync documents yet; discovery is not part of it")
 
         let peers = InboundPeerHolder(transport: transport, logger: logger)
-        // Services shut down in reverse order: the transport first (closing every connection),
-        // then the holder of those connections.
-        let group = ServiceGroup(configuration: .init(services: [peers, transport], logger: logger))
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let brokerState = NodeBrokerState(
+            nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, configuration: configuration, store: store, transport: transport)
+        let broker = Broker(
+            state: brokerState,
+            configuration: .init(host: configuration.bindHost, port: configuration.brokerPort),
+            registry: registry,
+            logger: Logger(label: "peat.broker")
+        ).makeApplication { host, port in
+            brokerState.brokerListening.withLock { $0 = true }
+            Logger(label: "peat.broker").info("Broker listening address=\(PeerAddress(host: host, port: port))")
+        }
+        // Services shut down in reverse order: the broker stops taking requests first, then the
+        // transport closes every connection, then the holder of those connections ends.
+        let group = ServiceGroup(configuration: .init(services: [peers, transport, broker], logger: logger))
         enum Outcome: Sendable { case servicesEnded(failed: Bool), signalled, listening, listenFailed }
         let status: Int32 = await withTaskGroup(of: Outcome.self) { tasks in
             tasks.addTask {
@@ -97,6 +114,12 @@ struct NodeRunner {
                     return .servicesEnded(failed: false)
                 } catch {
                     logger.critical("Node services failed", metadata: ["reason": "\(error)"])
+                    if brokerState.transportListening.withLock({ $0 }), !brokerState.brokerListening.withLock({ $0 }) {
+                        // The sync port was bound, so the failure is the broker's listener.
+                        _ = PeatMeshNode.refuse(ConfigurationError(
+                            variable: "PEAT_BROKER_PORT",
+                            message: "cannot listen on \(configuration.bindHost):\(configuration.brokerPort): \(error)"))
+                    }
                     return .servicesEnded(failed: true)
                 }
             }
@@ -111,6 +134,7 @@ struct NodeRunner {
             tasks.addTask {
                 do {
                     _ = try await transport.listeningAddress()
+                    brokerState.transportListening.withLock { $0 = true }
                     return .listening
                 } catch {
                     let reason = (error as? TransportError)?.cause.map { "\($0)" } ?? "\(error)"

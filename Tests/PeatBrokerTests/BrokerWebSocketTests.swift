@@ -70,6 +70,16 @@ struct BrokerWebSocketTests {
                 for index in 0..<8_000 {
                     state.eventSink.yield(.syncEvent(collection: "beacons", documentID: "\(index)-\(bulky)", action: "put", origin: "local"))
                 }
+                // Only start reading once the broker has given up on this client (its metrics
+                // show no WebSocket client), so the overflow does not depend on timing.
+                var dropped = false
+                for _ in 0..<1_000 where !dropped {
+                    try await client.execute(uri: "/metrics", method: .get) { response in
+                        dropped = String(buffer: response.body).contains("peat_websocket_clients 0.0")
+                    }
+                    if !dropped { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                #expect(dropped)
                 while try await messages.next() != nil {}
             }
             #expect(close?.closeCode == .policyViolation)

@@ -10,7 +10,8 @@ struct RunCommandTests {
             "PEAT_DATA_DIR": dataDirectory,
             "PEAT_DISCOVERY": "static",
             "PEAT_BIND_HOST": "127.0.0.1",
-            "PEAT_SYNC_PORT": "0",  // tests run in parallel: any free port
+            "PEAT_SYNC_PORT": "0",  // tests run in parallel: any free ports
+            "PEAT_BROKER_PORT": "0",
         ]
         environment.merge(extra) { _, new in new }
         return environment
@@ -25,7 +26,7 @@ struct RunCommandTests {
         let dataDirectory = Self.temporaryDirectory() + "/nested/data"
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         let node = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
-        let started = try node.waitForOutput(containing: "Sync transport listening")
+        let started = try node.waitForOutput(containing: "Broker listening")
         #expect(started.contains("Node identity ready node_id=peat-mesh-1 device_id=6249fce8bedd0145bde16f39d326a57c"))
         #expect(started.contains("Starting peat-mesh-node"))
         var isDirectory: ObjCBool = false
@@ -121,10 +122,34 @@ struct RunCommandTests {
 
     /// The port from the `Sync transport listening address=127.0.0.1:PORT` line.
     static func syncPort(in output: String) -> Int? {
-        guard let line = output.split(separator: "\n").first(where: { $0.contains("Sync transport listening") }),
+        port(in: output, line: "Sync transport listening")
+    }
+
+    /// The port from the `Broker listening address=127.0.0.1:PORT` line.
+    static func brokerPort(in output: String) -> Int? {
+        port(in: output, line: "Broker listening")
+    }
+
+    static func port(in output: String, line marker: String) -> Int? {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains(marker) }),
               let field = line.split(separator: " ").first(where: { $0.hasPrefix("address=") }),
               let port = field.split(separator: ":").last else { return nil }
         return Int(port)
+    }
+
+    @Test func occupiedBrokerPortStopsTheNodeWithOneLine() throws {
+        let dataDirectory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let first = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
+        let output = try first.waitForOutput(containing: "Broker listening")
+        let port = try #require(Self.brokerPort(in: output))
+        let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", ["PEAT_BROKER_PORT": "\(port)"]))
+        try? FileManager.default.removeItem(atPath: dataDirectory + "-2")
+        #expect(second.status != 0)
+        #expect(second.stderrLines.count == 1)
+        #expect(second.stderr.contains("PEAT_BROKER_PORT"))
+        first.signal(SIGTERM)
+        #expect(try first.finish().status == 0)
     }
 
     @Test func unknownArgumentIsAnError() throws {

@@ -1,0 +1,118 @@
+import PeatBroker
+import PeatStorage
+import PeatTransport
+import Synchronization
+
+/// What the broker serves in this build: identity, real readiness checks, the authenticated
+/// peers of the sync transport and their events. Document routes answer 503 until the document
+/// engine and the sync coordinator land (issue "PeatMesh and peat-mesh-node").
+final class NodeBrokerState: BrokerState {
+    let nodeID: String
+    let deviceID: String
+    let discovery: NodeConfiguration.DiscoveryMode
+    let staticPeerCount: Int
+    let store: LMDBDocumentStore
+    let transport: TLSSyncTransport
+    private let started = ContinuousClock.now
+    /// Set once the sync listener is bound.
+    let transportListening = Mutex(false)
+    /// Set once the broker's listener is bound.
+    let brokerListening = Mutex(false)
+
+    init(nodeID: String, deviceID: String, configuration: NodeConfiguration, store: LMDBDocumentStore, transport: TLSSyncTransport) {
+        self.nodeID = nodeID
+        self.deviceID = deviceID
+        self.discovery = configuration.discovery
+        self.staticPeerCount = configuration.staticPeers.count
+        self.store = store
+        self.transport = transport
+    }
+
+    func nodeInfo() async -> BrokerNodeInfo {
+        let uptime = started.duration(to: .now).components.seconds
+        return BrokerNodeInfo(nodeID: nodeID, deviceID: deviceID, uptimeSeconds: UInt64(max(uptime, 0)), version: PeatMeshNode.version)
+    }
+
+    func readiness() async -> BrokerReadiness {
+        var checks: [BrokerReadiness.Check] = []
+        do {
+            _ = try store.statistics()
+            checks.append(.init(name: "store", ready: true))
+        } catch {
+            checks.append(.init(name: "store", ready: false, message: error.message))
+        }
+        let listening = transportListening.withLock { $0 }
+        checks.append(.init(name: "transport", ready: listening, message: listening ? nil : "the sync listener is not bound"))
+        switch discovery {
+        case .static:
+            checks.append(.init(name: "discovery", ready: true, message: "static: \(staticPeerCount) peer(s) configured"))
+        case .kubernetes, .mdns:
+            checks.append(.init(name: "discovery", ready: false, message: "\(discovery.rawValue) discovery is not part of this build yet"))
+        }
+        return BrokerReadiness(ready: checks.allSatisfy(\.ready), nodeID: nodeID, checks: checks)
+    }
+
+    func peers() async -> [BrokerPeer] {
+        transport.activeConnections.map { connection in
+            BrokerPeer(
+                id: connection.peer.deviceID.hex, connected: true, state: "connected",
+                rttMilliseconds: connection.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) })
+        }
+    }
+
+    func topology() async -> BrokerTopology {
+        BrokerTopology(peerCount: transport.activeConnections.count, role: "peer", hierarchyLevel: 0)
+    }
+
+    private static let noDocuments = BrokerError(
+        code: .unavailable, message: "documents are served once the document engine and sync land; this build does not store them yet")
+
+    func listDocuments(_ collection: String, limit: Int, after cursor: String?) async throws(BrokerError) -> BrokerDocumentPage {
+        throw Self.noDocuments
+    }
+
+    func document(_ collection: String, _ id: String) async throws(BrokerError) -> BrokerDocument? {
+        throw Self.noDocuments
+    }
+
+    func putDocument(_ collection: String, _ id: String, _ value: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerWriteResult {
+        throw Self.noDocuments
+    }
+
+    func patchDocument(_ collection: String, _ id: String, _ patch: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerDocument {
+        throw Self.noDocuments
+    }
+
+    func deleteDocument(_ collection: String, _ id: String, ifVersion: UInt64?) async throws(BrokerError) -> Bool {
+        throw Self.noDocuments
+    }
+
+    func events() -> AsyncStream<BrokerEvent> {
+        let source = EventSource(transport.events.makeAsyncIterator())
+        return AsyncStream(unfolding: { await source.next() })
+    }
+}
+
+/// Maps transport events to broker events for the broker's single subscription.
+private final class EventSource: @unchecked Sendable {
+    // @unchecked Sendable: the broker's event pump is the only caller of `next`.
+    private var iterator: AsyncStream<ConnectionEvent>.Iterator
+
+    init(_ iterator: AsyncStream<ConnectionEvent>.Iterator) {
+        self.iterator = iterator
+    }
+
+    func next() async -> BrokerEvent? {
+        while let event = await iterator.next() {
+            switch event {
+            case .connected(let peer, _, _):
+                return .peerConnected(peerID: peer.deviceID.hex)
+            case .disconnected(let peer, let reason):
+                return .peerDisconnected(peerID: peer.deviceID.hex, reason: reason.map { "\($0.code)" } ?? "closed")
+            case .roundTripTime, .rejected:
+                continue
+            }
+        }
+        return nil
+    }
+}

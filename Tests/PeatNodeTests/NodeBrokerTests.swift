@@ -1,0 +1,48 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// The running node's broker, exercised over HTTP as operators and probes do.
+@Suite(.timeLimit(.minutes(1)))
+struct NodeBrokerTests {
+    static func get(_ url: String) async throws -> (status: Int, json: [String: Any]) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        return (status, (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:])
+    }
+
+    @Test(arguments: [("static", 200, true), ("kubernetes", 503, false)])
+    func brokerServesHealthNodeAndHonestReadiness(_ discovery: String, _ readyStatus: Int, _ ready: Bool) async throws {
+        let dataDirectory = RunCommandTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let node = try NodeProcess(environment: RunCommandTests.environment(dataDirectory: dataDirectory, ["PEAT_DISCOVERY": discovery]))
+        let output = try node.waitForOutput(containing: "Broker listening")
+        let port = try #require(RunCommandTests.brokerPort(in: output))
+        let base = "http://127.0.0.1:\(port)"
+
+        let health = try await Self.get(base + "/api/v1/health")
+        #expect(health.status == 200)
+        #expect(health.json["status"] as? String == "healthy" && health.json["node_id"] as? String == "peat-mesh-1")
+
+        let info = try await Self.get(base + "/api/v1/node")
+        #expect(info.json["device_id"] as? String == "6249fce8bedd0145bde16f39d326a57c")
+
+        let readiness = try await Self.get(base + "/api/v1/ready")
+        #expect(readiness.status == readyStatus)
+        #expect(readiness.json["ready"] as? Bool == ready)
+        let checks = (readiness.json["checks"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(checks == ["store", "transport", "discovery"])
+
+        let peers = try await Self.get(base + "/api/v1/peers")
+        #expect(peers.json["count"] as? Int == 0)
+
+        let documents = try await Self.get(base + "/api/v1/documents/beacons")
+        #expect(documents.status == 503, "documents wait for the document engine; the node says so")
+        #expect(documents.json["status"] as? Int == 503)
+
+        node.signal(SIGTERM)
+        #expect(try node.finish().status == 0)
+    }
+}
