@@ -114,8 +114,9 @@ struct NodeRunner {
                     return .servicesEnded(failed: false)
                 } catch {
                     logger.critical("Node services failed", metadata: ["reason": "\(error)"])
-                    if brokerState.transportListening.withLock({ $0 }), !brokerState.brokerListening.withLock({ $0 }) {
-                        // The sync port was bound, so the failure is the broker's listener.
+                    if !(error is TransportError), !brokerState.brokerListening.withLock({ $0 }) {
+                        // Not the transport (its failures are TransportErrors, reported by the
+                        // listen task) and before the broker listened: the broker's bind failed.
                         _ = PeatMeshNode.refuse(ConfigurationError(
                             variable: "PEAT_BROKER_PORT",
                             message: "cannot listen on \(configuration.bindHost):\(configuration.brokerPort): \(error)"))
