@@ -187,8 +187,10 @@ extension Broker {
         let hub = hub
         router.get("/metrics") { _, _ in
             let peers = try await withDeadline(timeout) { await state.peers() }
+            let store = try await withDeadline(timeout) { await state.storeSize() }
             metrics.snapshot(
-                peersKnown: peers.count, peersConnected: peers.filter(\.connected).count, webSocketClients: hub.clientCount)
+                peersKnown: peers.count, peersConnected: peers.filter(\.connected).count, webSocketClients: hub.clientCount,
+                store: store)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))

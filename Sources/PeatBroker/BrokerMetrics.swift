@@ -44,7 +44,11 @@ final class BrokerMetrics: Sendable {
         ).increment()
     }
 
-    func snapshot(peersKnown: Int, peersConnected: Int, webSocketClients: Int) {
+    func snapshot(peersKnown: Int, peersConnected: Int, webSocketClients: Int, store: BrokerStoreSize?) {
+        if let store {
+            Metrics.Gauge(label: "peat_store_documents", factory: factory).record(store.documents)
+            Metrics.Gauge(label: "peat_store_value_bytes", factory: factory).record(store.bytes)
+        }
         Metrics.Gauge(label: "peat_peers_known", factory: factory).record(peersKnown)
         Metrics.Gauge(label: "peat_peers_connected", factory: factory).record(peersConnected)
         Metrics.Gauge(label: "peat_websocket_clients", factory: factory).record(webSocketClients)

@@ -24,6 +24,24 @@ public protocol BrokerState: Sendable {
 
     /// Mesh and sync events for WebSocket clients; the broker subscribes once and fans out.
     func events() -> AsyncStream<BrokerEvent>
+
+    /// The document store's size for `/metrics`, if the state has a store.
+    func storeSize() async -> BrokerStoreSize?
+}
+
+extension BrokerState {
+    public func storeSize() async -> BrokerStoreSize? { nil }
+}
+
+/// The document store's size, as `/metrics` reports it.
+public struct BrokerStoreSize: Sendable, Equatable {
+    public var documents: Int
+    public var bytes: Int
+
+    public init(documents: Int, bytes: Int) {
+        self.documents = documents
+        self.bytes = bytes
+    }
 }
 
 public struct BrokerNodeInfo: Sendable, Equatable, Codable {

@@ -60,6 +60,11 @@ final class NodeBrokerState: BrokerState {
         }
     }
 
+    func storeSize() async -> BrokerStoreSize? {
+        guard let statistics = try? store.statistics() else { return nil }
+        return BrokerStoreSize(documents: statistics.liveDocuments, bytes: statistics.valueBytes)
+    }
+
     func topology() async -> BrokerTopology {
         BrokerTopology(peerCount: transport.activeConnections.count, role: "peer", hierarchyLevel: 0)
     }

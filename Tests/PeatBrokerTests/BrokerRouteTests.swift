@@ -249,6 +249,7 @@ struct BrokerRouteTests {
                 #expect(text.contains("peat_http_requests_total{"))
                 #expect(text.contains(#"route="/api/v1/health""#))
                 #expect(text.contains("peat_peers_connected 1"))
+                #expect(text.contains("peat_store_documents 0"))
             }
         }
     }

@@ -95,4 +95,9 @@ final class FakeBrokerState: BrokerState {
     }
 
     func events() -> AsyncStream<BrokerEvent> { eventStream }
+
+    func storeSize() async -> BrokerStoreSize? {
+        let count = documents.withLock { $0.values.reduce(0) { $0 + $1.count } }
+        return BrokerStoreSize(documents: count, bytes: count * 10)
+    }
 }
