@@ -9,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import PeatStorage
 
 /// Everything `peat-mesh-node` reads from its environment, parsed strictly.
 ///
@@ -147,13 +148,9 @@ struct NodeConfiguration: Sendable {
         return text
     }
 
-    /// Collection names: 1-128 characters of letters, digits, `_`, `-`, `.` (they appear in routes).
+    /// Collection names follow the store's rule (`DocumentKey.isValidCollection`).
     static func parseCollectionName(_ name: String) throws(ConfigurationError) -> String {
-        let allowed = name.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-        }
-        guard allowed, (1...128).contains(name.utf8.count), name != ".", name != ".." else {
+        guard DocumentKey.isValidCollection(name) else {
             throw ConfigurationError(
                 variable: "PEAT_COMPACTION_COLLECTIONS",
                 message: "entry \(ConfigurationError.quote(name)) is not a collection name (letters, digits, _ - .)")
