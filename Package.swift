@@ -69,6 +69,10 @@ let package = Package(
         ),
         .target(
             name: "PeatDiscovery",
+            dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -109,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "PeatNode",
             dependencies: [
-                "PeatIdentity", "PeatStorage", "PeatTransport", "PeatMesh", "PeatBroker",
+                "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatMesh", "PeatBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,6 +124,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(
+            name: "PeatDiscoveryTests",
+            dependencies: [
+                "PeatDiscovery",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PeatIdentityTests",
             dependencies: [

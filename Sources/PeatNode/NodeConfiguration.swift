@@ -9,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import PeatDiscovery
 import PeatStorage
 
 /// Everything `peat-mesh-node` reads from its environment, parsed strictly.
@@ -22,13 +23,6 @@ struct NodeConfiguration: Sendable {
 
     enum LogFormat: String, Sendable {
         case text, json
-    }
-
-    /// A peer from `PEAT_STATIC_PEERS`: `[node_id@]host:port`.
-    struct StaticPeer: Sendable, Equatable {
-        var nodeID: String?
-        var host: String
-        var port: Int
     }
 
     struct Compaction: Sendable, Equatable {
@@ -47,7 +41,7 @@ struct NodeConfiguration: Sendable {
 
     var identity: IdentityConfiguration
     var discovery: DiscoveryMode
-    var staticPeers: [StaticPeer]
+    var staticPeers: [StaticDiscovery.Peer]
     var dataDirectory: String
     var bindHost: String
     var brokerPort: Int
@@ -63,8 +57,10 @@ struct NodeConfiguration: Sendable {
             "PEAT_DISCOVERY",
             ["kubernetes": .kubernetes, "k8s": .kubernetes, "mdns": .mdns, "static": .static],
             default: .kubernetes)
-        staticPeers = try environment.list("PEAT_STATIC_PEERS").map { entry throws(ConfigurationError) in
-            try Self.parseStaticPeer(entry)
+        do {
+            staticPeers = try StaticDiscovery.parsePeers(environment["PEAT_STATIC_PEERS"] ?? "")
+        } catch {
+            throw ConfigurationError(variable: "PEAT_STATIC_PEERS", message: error.message)
         }
         dataDirectory = environment["PEAT_DATA_DIR"] ?? "/data"
         bindHost = try Self.parseBindHost(environment["PEAT_BIND_HOST"] ?? "0.0.0.0")
@@ -95,39 +91,6 @@ struct NodeConfiguration: Sendable {
     }
 
     // MARK: Value parsers
-
-    static func parseStaticPeer(_ entry: String) throws(ConfigurationError) -> StaticPeer {
-        func bad(_ why: String) -> ConfigurationError {
-            ConfigurationError(
-                variable: "PEAT_STATIC_PEERS",
-                message: "entry \(ConfigurationError.quote(entry)) \(why); expected [node_id@]host:port, comma-separated")
-        }
-        var nodeID: String?
-        var address = Substring(entry)
-        if let at = entry.firstIndex(of: "@") {
-            nodeID = String(entry[..<at])
-            address = entry[entry.index(after: at)...]
-            guard let id = nodeID, !id.isEmpty else { throw bad("has an empty node ID") }
-        }
-        let host: Substring
-        let portText: Substring
-        if address.hasPrefix("[") {
-            guard let close = address.firstIndex(of: "]"),
-                  address[address.index(after: close)...].hasPrefix(":") else { throw bad("has a bad [IPv6]:port") }
-            host = address[address.index(after: address.startIndex)..<close]
-            portText = address[address.index(close, offsetBy: 2)...]
-            guard isIPv6(String(host)) else { throw bad("has a bad IPv6 address") }
-        } else {
-            guard let colon = address.lastIndex(of: ":") else { throw bad("has no port") }
-            host = address[..<colon]
-            portText = address[address.index(after: colon)...]
-            guard !host.contains(":") else { throw bad("has an IPv6 address without [brackets]") }
-        }
-        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { throw bad("has no usable host") }
-        guard portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }), portText.utf8.count <= 5,
-              let port = Int(portText), (1...65_535).contains(port) else { throw bad("has a bad port (1-65535)") }
-        return StaticPeer(nodeID: nodeID, host: String(host), port: port)
-    }
 
     static func parseBindHost(_ text: String) throws(ConfigurationError) -> String {
         guard isIPv4(text) || isIPv6(text) else {
