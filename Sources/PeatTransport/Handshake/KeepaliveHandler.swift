@@ -8,6 +8,7 @@ import NIOCore
 ///
 /// Works with an `IdleStateHandler` before it; inactive until the formation handshake succeeded
 /// (pings before that would be protocol violations). Only data frames travel further inbound.
+/// It also records the first error the pipeline reports, so the connection can say why it closed.
 final class KeepaliveHandler: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias InboundOut = Frame
@@ -16,12 +17,18 @@ final class KeepaliveHandler: ChannelDuplexHandler {
 
     /// Where the latest round-trip time is published for the connection object.
     let roundTripTime: NIOLockedValueBox<Duration?>
+    /// The first error of this connection (idle timeout, malformed frame, TLS failure, ...).
+    let closeReason: NIOLockedValueBox<TransportError?>
     private let onRoundTripTime: @Sendable (PeerIdentity, Duration) -> Void
     /// The authenticated peer; nil (and the handler inactive) until the handshake succeeded.
     private var peer: PeerIdentity?
 
-    init(roundTripTime: NIOLockedValueBox<Duration?>, onRoundTripTime: @escaping @Sendable (PeerIdentity, Duration) -> Void) {
+    init(
+        roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>,
+        onRoundTripTime: @escaping @Sendable (PeerIdentity, Duration) -> Void
+    ) {
         self.roundTripTime = roundTripTime
+        self.closeReason = closeReason
         self.onRoundTripTime = onRoundTripTime
     }
 
@@ -33,8 +40,7 @@ final class KeepaliveHandler: ChannelDuplexHandler {
         case IdleStateHandler.IdleStateEvent.write where peer != nil:
             sendPing(context: context)
         case IdleStateHandler.IdleStateEvent.read where peer != nil:
-            context.fireErrorCaught(TransportError(code: .idleTimeout, message: "nothing arrived from the peer within the idle timeout"))
-            context.close(promise: nil)
+            fail(context: context, TransportError(code: .idleTimeout, message: "nothing arrived from the peer within the idle timeout"))
         default:
             break
         }
@@ -69,7 +75,19 @@ final class KeepaliveHandler: ChannelDuplexHandler {
     }
 
     private func protocolViolation(context: ChannelHandlerContext, _ message: String) {
-        context.fireErrorCaught(TransportError(code: .protocolViolation, message: message))
+        fail(context: context, TransportError(code: .protocolViolation, message: message))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let transportError = (error as? TransportError)
+            ?? TransportError(code: .connectionClosed, message: "the connection failed", cause: error)
+        fail(context: context, transportError)
+    }
+
+    /// Records the first reason, tells the application (its inbound sequence ends with it) and closes.
+    private func fail(context: ChannelHandlerContext, _ error: TransportError) {
+        closeReason.withLockedValue { if $0 == nil { $0 = error } }
+        context.fireErrorCaught(error)
         context.close(promise: nil)
     }
 }

@@ -8,7 +8,7 @@ public final class TLSSyncConnection: SyncConnection {
     public let role: MembershipRole
     public let remoteAddress: String
 
-    let asyncChannel: NIOAsyncChannel<Frame, Frame>
+    let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
     let maximumPayloadSize: Int
     private let roundTripTimeBox: NIOLockedValueBox<Duration?>
     let closeReason: NIOLockedValueBox<TransportError?>
@@ -16,7 +16,7 @@ public final class TLSSyncConnection: SyncConnection {
 
     init(
         peer: PeerIdentity, role: MembershipRole, remoteAddress: String,
-        asyncChannel: NIOAsyncChannel<Frame, Frame>, maximumPayloadSize: Int,
+        asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
         roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>
     ) {
         self.peer = peer
@@ -81,21 +81,29 @@ public final class TLSSyncConnection: SyncConnection {
 /// The inbound frame iterator of one `withFrames` call; used from that call's task only.
 private final class InboundIterator: @unchecked Sendable {
     // @unchecked Sendable: `withFrames` hands it to exactly one consumer; it is never shared.
-    private var iterator: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
+    private var iterator: NIOAsyncChannelInboundStream<[[UInt8]]>.AsyncIterator
     private let closeReason: NIOLockedValueBox<TransportError?>
+    private var batch: [[UInt8]] = []
+    private var position = 0
 
-    init(_ iterator: NIOAsyncChannelInboundStream<Frame>.AsyncIterator, closeReason: NIOLockedValueBox<TransportError?>) {
+    init(_ iterator: NIOAsyncChannelInboundStream<[[UInt8]]>.AsyncIterator, closeReason: NIOLockedValueBox<TransportError?>) {
         self.iterator = iterator
         self.closeReason = closeReason
     }
 
     func next() async throws -> [UInt8]? {
+        if position < batch.count {
+            defer { position += 1 }
+            return batch[position]
+        }
         do {
-            guard let frame = try await iterator.next() else {
+            guard let next = try await iterator.next(), !next.isEmpty else {
                 if let reason = closeReason.withLockedValue({ $0 }) { throw reason }
                 return nil
             }
-            return frame.payload
+            batch = next
+            position = 1
+            return next[0]
         } catch let error as TransportError {
             throw error
         } catch {

@@ -29,7 +29,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         public var idleTimeout: Duration = .seconds(30)
         /// A ping is sent when nothing was written for this long.
         public var keepaliveInterval: Duration = .seconds(10)
-        /// Inbound frames buffered per connection before the peer is slowed down.
+        /// Inbound batches (the data frames of one socket read) buffered per connection before the
+        /// peer is slowed down.
         public var inboundBufferFrames = 64
         /// Which connection survives when two devices dial each other.
         public var simultaneousDial = SimultaneousDialPolicy()
@@ -203,7 +204,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
 
     /// What a new channel's initializer produces: the wrapped channel and its handshake result.
     struct PendingConnection: Sendable {
-        let asyncChannel: NIOAsyncChannel<Frame, Frame>
+        let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
         let authenticated: EventLoopFuture<PeerIdentity>
         let roundTripTime: NIOLockedValueBox<Duration?>
         let closeReason: NIOLockedValueBox<TransportError?>
@@ -233,12 +234,13 @@ public final class TLSSyncTransport: SyncTransport, Service {
             readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
             writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
         let events = eventContinuation
-        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime) { peer, rtt in
+        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { peer, rtt in
             events.yield(.roundTripTime(peer: peer, rtt))
         })
-        try operations.addHandler(CloseReasonRecorder(reason: closeReason))
+        try operations.addHandler(DataFrameBatcher())
+        // Watermarks count batches (the frames of one read each), so memory stays bounded.
         let high = max(configuration.inboundBufferFrames, 2)
-        let asyncChannel = try NIOAsyncChannel<Frame, Frame>(
+        let asyncChannel = try NIOAsyncChannel<[[UInt8]], Frame>(
             wrappingChannelSynchronously: channel,
             configuration: .init(backPressureStrategy: .init(lowWatermark: high / 2, highWatermark: high)))
         return PendingConnection(
