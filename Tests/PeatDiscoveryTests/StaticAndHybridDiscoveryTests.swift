@@ -80,7 +80,7 @@ struct HybridDiscoveryTests {
         let manual = ScriptedSource("static")
         let hybrid = HybridDiscovery([kubernetes, manual])
         #expect(hybrid.name == "kubernetes+static")
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await hybrid.run() }
             var events = hybrid.events.makeAsyncIterator()
 
