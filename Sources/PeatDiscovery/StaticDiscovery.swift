@@ -151,12 +151,14 @@ public final class StaticDiscovery: DiscoveryStrategy {
         return Array(Set(addresses)).sorted()
     }
 
-    static func isIPv4(_ text: String) -> Bool {
+    /// Whether `text` is an IPv4 literal.
+    package static func isIPv4(_ text: String) -> Bool {
         var address = in_addr()
         return inet_pton(AF_INET, text, &address) == 1
     }
 
-    static func isIPv6(_ text: String) -> Bool {
+    /// Whether `text` is an IPv6 literal.
+    package static func isIPv6(_ text: String) -> Bool {
         var address = in6_addr()
         return inet_pton(AF_INET6, text, &address) == 1
     }

@@ -93,7 +93,7 @@ struct NodeConfiguration: Sendable {
     // MARK: Value parsers
 
     static func parseBindHost(_ text: String) throws(ConfigurationError) -> String {
-        guard isIPv4(text) || isIPv6(text) else {
+        guard StaticDiscovery.isIPv4(text) || StaticDiscovery.isIPv6(text) else {
             throw ConfigurationError(
                 variable: "PEAT_BIND_HOST",
                 message: "must be an IPv4 or IPv6 address such as 0.0.0.0, 127.0.0.1 or ::, got \(ConfigurationError.quote(text))")
@@ -119,15 +119,5 @@ struct NodeConfiguration: Sendable {
                 message: "entry \(ConfigurationError.quote(name)) is not a collection name (letters, digits, _ - .)")
         }
         return name
-    }
-
-    static func isIPv4(_ text: String) -> Bool {
-        var address = in_addr()
-        return inet_pton(AF_INET, text, &address) == 1
-    }
-
-    static func isIPv6(_ text: String) -> Bool {
-        var address = in6_addr()
-        return inet_pton(AF_INET6, text, &address) == 1
     }
 }
