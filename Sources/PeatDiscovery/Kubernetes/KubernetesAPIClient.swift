@@ -11,6 +11,8 @@ public struct KubernetesAPIConfiguration: Sendable {
         /// A token file, re-read at most every `refresh` and after a 401 (tokens are rotated).
         case file(path: String, refresh: Duration)
         case fixed(String)
+        /// No bearer token (a client certificate authenticates, or the API is open).
+        case none
     }
 
     /// `https://host:port` of the API server.
@@ -20,6 +22,11 @@ public struct KubernetesAPIConfiguration: Sendable {
     public var token: Token
     /// The CA that signs the API server's certificate (PEM); nil uses the system's trust roots.
     public var certificateAuthorityPEM: [UInt8]?
+    /// Skip verifying the server's certificate (kubeconfig `insecure-skip-tls-verify`; development only).
+    public var insecureSkipTLSVerify = false
+    /// A client certificate and key (PEM) that authenticate this client instead of a token.
+    public var clientCertificatePEM: [UInt8]?
+    public var clientKeyPEM: [UInt8]?
 
     public init(server: String, namespace: String, token: Token, certificateAuthorityPEM: [UInt8]?) {
         self.server = server
@@ -93,6 +100,15 @@ public final class HTTPKubernetesAPIClient: KubernetesAPIClient {
                 throw DiscoveryError(code: .invalidConfiguration, message: "the Kubernetes CA certificate is not valid PEM", cause: error)
             }
         }
+        if configuration.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        if let certificate = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            } catch {
+                throw DiscoveryError(code: .invalidConfiguration, message: "the kubeconfig client certificate or key is not valid PEM", cause: error)
+            }
+        }
         var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
         clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(30))
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
@@ -102,8 +118,10 @@ public final class HTTPKubernetesAPIClient: KubernetesAPIClient {
         try? client.syncShutdown()
     }
 
-    private func token(forceRefresh: Bool) throws(DiscoveryError) -> String {
+    private func token(forceRefresh: Bool) throws(DiscoveryError) -> String? {
         switch configuration.token {
+        case .none:
+            return nil
         case .fixed(let token):
             return token
         case .file(let path, let refresh):
@@ -130,7 +148,9 @@ public final class HTTPKubernetesAPIClient: KubernetesAPIClient {
     private func execute(_ url: String, timeout: TimeAmount) async throws -> HTTPClientResponse {
         for attempt in 0..<2 {
             var request = HTTPClientRequest(url: url)
-            request.headers.add(name: "Authorization", value: "Bearer \(try token(forceRefresh: attempt > 0))")
+            if let token = try token(forceRefresh: attempt > 0) {
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            }
             request.headers.add(name: "Accept", value: "application/json")
             let response = try await client.execute(request, timeout: timeout)
             if response.status.code == 401, attempt == 0 { continue }
