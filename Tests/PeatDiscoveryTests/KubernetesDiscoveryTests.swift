@@ -58,7 +58,8 @@ struct KubernetesDiscoveryTests {
             double.setSlice("peat-mesh-abc", pods: [("peat-mesh-0", "10.42.0.5"), ("peat-mesh-1", "10.42.0.6"), ("peat-mesh-2", "10.42.0.7")])
             #expect(await events.next() == .peerFound(Self.peer("peat-mesh-2", "10.42.0.7")))
             let latency = start.duration(to: .now)
-            #expect(latency < .seconds(1), "a change reaches discovery through the watch, not a poll (\(latency))")
+            // Functional, not a performance target: a watch delivers at once, a 30 s poll would not.
+            #expect(latency < .seconds(5), "a change reaches discovery through the watch, not a poll (\(latency))")
 
             double.setSlice("peat-mesh-abc", pods: [("peat-mesh-0", "10.42.0.5"), ("peat-mesh-2", "10.42.0.7")])
             #expect(await events.next() == .peerLost(nodeID: "peat-mesh-1"))
