@@ -9,8 +9,7 @@ import Synchronization
 final class NodeBrokerState: BrokerState {
     let nodeID: String
     let deviceID: String
-    let discovery: NodeConfiguration.DiscoveryMode
-    let staticPeerCount: Int
+    let discovery: NodeDiscovery
     let store: LMDBDocumentStore
     let transport: TLSSyncTransport
     private let started = ContinuousClock.now
@@ -19,11 +18,10 @@ final class NodeBrokerState: BrokerState {
     /// Set once the broker's listener is bound.
     let brokerListening = Mutex(false)
 
-    init(nodeID: String, deviceID: String, configuration: NodeConfiguration, store: LMDBDocumentStore, transport: TLSSyncTransport) {
+    init(nodeID: String, deviceID: String, discovery: NodeDiscovery, store: LMDBDocumentStore, transport: TLSSyncTransport) {
         self.nodeID = nodeID
         self.deviceID = deviceID
-        self.discovery = configuration.discovery
-        self.staticPeerCount = configuration.staticPeers.count
+        self.discovery = discovery
         self.store = store
         self.transport = transport
     }
@@ -43,21 +41,21 @@ final class NodeBrokerState: BrokerState {
         }
         let listening = transportListening.withLock { $0 }
         checks.append(.init(name: "transport", ready: listening, message: listening ? nil : "the sync listener is not bound"))
-        switch discovery {
-        case .static:
-            checks.append(.init(name: "discovery", ready: true, message: "static: \(staticPeerCount) peer(s) configured"))
-        case .kubernetes, .mdns:
-            checks.append(.init(name: "discovery", ready: false, message: "\(discovery.rawValue) discovery is not part of this build yet"))
-        }
+        let discoveryState = discovery.readiness
+        checks.append(.init(name: "discovery", ready: discoveryState.ready, message: discoveryState.message))
         return BrokerReadiness(ready: checks.allSatisfy(\.ready), nodeID: nodeID, checks: checks)
     }
 
+    /// Authenticated connections (by device ID) and discovered peers not yet dialled (by node ID);
+    /// the peer connector that links the two lands with the mesh composition.
     func peers() async -> [BrokerPeer] {
-        transport.activeConnections.map { connection in
+        let connected = transport.activeConnections.map { connection in
             BrokerPeer(
                 id: connection.peer.deviceID.hex, connected: true, state: "connected",
                 rttMilliseconds: connection.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) })
         }
+        let discovered = discovery.discovered.map { BrokerPeer(id: $0.nodeID, connected: false, state: "discovered", rttMilliseconds: nil) }
+        return connected + discovered
     }
 
     func storeSize() async -> BrokerStoreSize? {

@@ -26,6 +26,8 @@ import UnixSignals
 /// until then the node says so in its start-up log instead of pretending to serve them.
 struct NodeRunner {
     let configuration: NodeConfiguration
+    /// The process environment (discovery reads the Kubernetes service variables and `KUBECONFIG`).
+    let environment: Environment
 
     /// Runs the node; returns the process exit status.
     func run() async -> Int32 {
@@ -87,13 +89,14 @@ struct NodeRunner {
             return 1
         }
         logger.notice(
-            "This build serves the broker, authenticates formation peers on the sync port and keeps a document store, but does not sync documents yet; discovery is not part of it")
+            "This build serves the broker, discovers peers, authenticates formation peers on the sync port and keeps a document store, but does not dial discovered peers or sync documents yet")
 
         let peers = InboundPeerHolder(transport: transport, logger: logger)
+        let discovery = NodeDiscovery(configuration: configuration, environment: environment, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let brokerState = NodeBrokerState(
-            nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, configuration: configuration, store: store, transport: transport)
+            nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, discovery: discovery, store: store, transport: transport)
         let broker = Broker(
             state: brokerState,
             configuration: .init(host: configuration.bindHost, port: configuration.brokerPort),
@@ -105,7 +108,7 @@ struct NodeRunner {
         }
         // Services shut down in reverse order: the broker stops taking requests first, then the
         // transport closes every connection, then the holder of those connections ends.
-        let group = ServiceGroup(configuration: .init(services: [peers, transport, broker], logger: logger))
+        let group = ServiceGroup(configuration: .init(services: [peers, discovery, transport, broker], logger: logger))
         enum Outcome: Sendable { case servicesEnded(failed: Bool), signalled, listening, listenFailed }
         let status: Int32 = await withTaskGroup(of: Outcome.self) { tasks in
             tasks.addTask {

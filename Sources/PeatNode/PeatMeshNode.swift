@@ -45,13 +45,14 @@ extension PeatMeshNode {
             abstract: "Run the node until SIGTERM or SIGINT (the default).")
 
         func run() async throws {
+            let environment = PeatMeshNode.processEnvironment()
             let configuration: NodeConfiguration
             do {
-                configuration = try NodeConfiguration(environment: PeatMeshNode.processEnvironment())
+                configuration = try NodeConfiguration(environment: environment)
             } catch {
                 throw PeatMeshNode.refuse(error)
             }
-            let status = await NodeRunner(configuration: configuration).run()
+            let status = await NodeRunner(configuration: configuration, environment: environment).run()
             if status != 0 { throw ExitCode(status) }
         }
     }

@@ -45,4 +45,26 @@ struct NodeBrokerTests {
         node.signal(SIGTERM)
         #expect(try node.finish().status == 0)
     }
+
+    @Test func staticPeersAreDiscoveredAndListed() async throws {
+        let dataDirectory = RunCommandTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let node = try NodeProcess(environment: RunCommandTests.environment(
+            dataDirectory: dataDirectory, ["PEAT_STATIC_PEERS": "peat-mesh-7@127.0.0.1:21204, 127.0.0.1:21205"]))
+        let output = try node.waitForOutput(containing: "Broker listening")
+        _ = try node.waitForOutput(containing: "Peer discovered peer=peat-mesh-7")
+        let port = try #require(RunCommandTests.brokerPort(in: output))
+        let peers = try await Self.get("http://127.0.0.1:\(port)/api/v1/peers")
+        let listed = (peers.json["peers"] as? [[String: Any]] ?? [])
+        #expect(Set(listed.compactMap { $0["id"] as? String }) == ["peat-mesh-7", "127.0.0.1:21205"])
+        #expect(listed.allSatisfy { $0["connected"] as? Bool == false && $0["state"] as? String == "discovered" })
+        let readiness = try await Self.get("http://127.0.0.1:\(port)/api/v1/ready")
+        let discovery = (readiness.json["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "discovery" }
+        #expect(discovery?["ready"] as? Bool == true)
+        #expect((discovery?["message"] as? String)?.contains("2 peer(s) discovered") == true)
+        node.signal(SIGTERM)
+        let result = try node.finish()
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("Peer discovered peer=peat-mesh-7 addresses=[127.0.0.1:21204] source=static"))
+    }
 }
