@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SWIFT ?= swift
-APT_PACKAGES := libsodium-dev liblmdb-dev pkg-config
+APT_PACKAGES := libsodium-dev liblmdb-dev pkg-config iproute2
 # Where `make run` keeps its data (the LMDB store and the development formation secret).
 PEAT_DATA := $(CURDIR)/.peat-data
 NODE_NAME ?= peat-mesh-0
@@ -28,6 +28,8 @@ deps:
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@# python-zeroconf: the independent mDNS peer of the discovery tests.
+	@python3 -c 'import zeroconf' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check zeroconf
 
 build: deps
 	$(SWIFT) build

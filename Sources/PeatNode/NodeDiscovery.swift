@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOPosix
 import PeatDiscovery
 import ServiceLifecycle
 import Synchronization
@@ -16,7 +18,16 @@ final class NodeDiscovery: Service {
     private let table = Mutex<[String: PeerInfo]>([:])
     private let started = Mutex(false)
 
-    init(configuration: NodeConfiguration, environment: Environment, logger: Logger) {
+    /// The IPv4 address mDNS advertises: `PEAT_BIND_HOST` when it is a specific IPv4 address, else the
+    /// first non-loopback IPv4 interface address.
+    static func advertisedAddress(bindHost: String) -> String? {
+        if StaticDiscovery.isIPv4(bindHost), bindHost != "0.0.0.0" { return bindHost }
+        let devices = (try? System.enumerateDevices()) ?? []
+        return devices.compactMap { $0.address?.ipAddress }
+            .first { StaticDiscovery.isIPv4($0) && !$0.hasPrefix("127.") }
+    }
+
+    init(configuration: NodeConfiguration, deviceID: String, environment: Environment, logger: Logger) {
         self.logger = logger
         var sources: [any DiscoveryStrategy] = []
         var unavailable: String?
@@ -44,7 +55,14 @@ final class NodeDiscovery: Service {
                 unavailable = "kubernetes discovery cannot start: \(error.message)"
             }
         case .mdns:
-            unavailable = "mdns discovery is not part of this build yet"
+            if let address = Self.advertisedAddress(bindHost: configuration.bindHost) {
+                var mdns = MDNSDiscovery.Configuration(
+                    nodeID: configuration.identity.nodeID, deviceID: deviceID, port: configuration.syncPort, address: address)
+                mdns.ttl = 120
+                sources.append(MDNSDiscovery(configuration: mdns, logger: Logger(label: "peat.discovery")))
+            } else {
+                unavailable = "mdns discovery needs an IPv4 interface address: set PEAT_BIND_HOST to one"
+            }
         }
         if !configuration.staticPeers.isEmpty || configuration.discovery == .static {
             sources.append(StaticDiscovery(peers: configuration.staticPeers))

@@ -92,7 +92,7 @@ struct NodeRunner {
             "This build serves the broker, discovers peers, authenticates formation peers on the sync port and keeps a document store, but does not dial discovered peers or sync documents yet")
 
         let peers = InboundPeerHolder(transport: transport, logger: logger)
-        let discovery = NodeDiscovery(configuration: configuration, environment: environment, logger: logger)
+        let discovery = NodeDiscovery(configuration: configuration, deviceID: keypair.deviceID.hex, environment: environment, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let brokerState = NodeBrokerState(

@@ -34,9 +34,15 @@ final class NodeProcess {
     private let stderrPipe = Pipe()
     private var stdoutBuffer = Data()
 
-    init(arguments: [String] = [], environment: [String: String]) throws {
-        process.executableURL = Self.executableURL
-        process.arguments = arguments
+    /// - Parameter namespace: Run inside this network namespace (`ip netns exec`), as a pod would.
+    init(arguments: [String] = [], environment: [String: String], namespace: String? = nil) throws {
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, Self.executableURL.path] + arguments
+        } else {
+            process.executableURL = Self.executableURL
+            process.arguments = arguments
+        }
         process.environment = environment
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
