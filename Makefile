@@ -61,6 +61,15 @@ bench: deps
 	@# SwiftPM caches the file list of a path dependency: drop it so new sources are seen.
 	rm -f Benchmarks/.build/release.yaml Benchmarks/.build/*/release/description.json
 	cd Benchmarks && $(SWIFT) run -c release peat-bench
+	@# mDNS timing needs a multicast-capable interface: a veth pair in a throwaway namespace (root).
+	@if [ "$$(id -u)" -eq 0 ] && command -v ip >/dev/null; then \
+	  ns=peatbench$$$$; bin="$$(cd Benchmarks && $(SWIFT) build -c release --show-bin-path)/peat-bench"; \
+	  ip netns add $$ns && ip -n $$ns link add pbv0 type veth peer name pbv1 && \
+	  ip -n $$ns addr add 10.78.0.1/24 dev pbv0 && ip -n $$ns link set pbv0 up && ip -n $$ns link set pbv1 up && \
+	  ip -n $$ns route add 224.0.0.0/4 dev pbv0 && \
+	  ip netns exec $$ns env PEAT_BENCH_MDNS_ADDRESS=10.78.0.1 "$$bin" mdns-in-namespace; \
+	  ip netns del $$ns; \
+	else echo "mdns_new_node_found: needs root and iproute2 (network namespace)"; fi
 
 clean:
 	rm -rf .build Benchmarks/.build

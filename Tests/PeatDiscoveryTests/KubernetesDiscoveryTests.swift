@@ -86,6 +86,19 @@ struct KubernetesDiscoveryTests {
         }
     }
 
+    @Test func http410OnTheWatchRelists() async throws {
+        try await Self.withCluster { double, discovery, _ in
+            var events = discovery.events.makeAsyncIterator()
+            _ = await events.next()
+            try await Self.waitForWatch(double, count: 1)
+            double.state.withLock { $0.failures = [(410, nil)] }
+            double.endWatches()  // the next watch request is answered 410 Gone
+            for _ in 0..<500 where double.state.withLock({ $0.lists }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(double.state.withLock { $0.lists } == 2)
+            #expect(discovery.degradedReason == nil, "410 is not an outage")
+        }
+    }
+
     @Test func apiOutageKeepsTheKnownPeersAndRecovers() async throws {
         try await Self.withCluster { double, discovery, _ in
             var events = discovery.events.makeAsyncIterator()

@@ -10,6 +10,8 @@ struct PeatBench {
         if selected.isEmpty || selected.contains("storage") { try StorageBenchmarks.run() }
         if selected.isEmpty || selected.contains("transport") { try await TransportBenchmarks.run() }
         if selected.isEmpty || selected.contains("broker") { try await BrokerBenchmarks.run() }
+        if selected.isEmpty || selected.contains("discovery") { try await DiscoveryBenchmarks.runKubernetes() }
+        if selected.contains("mdns-in-namespace") { try await DiscoveryBenchmarks.runMDNS() }
     }
 }
 
