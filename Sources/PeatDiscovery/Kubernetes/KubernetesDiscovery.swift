@@ -20,6 +20,8 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
         public var localNodeID: String?
         /// The sync port when a slice has no port named `sync`.
         public var defaultSyncPort = 11204
+        /// A full re-list at least this often, as a safety net behind the watch.
+        public var resyncInterval: Duration = .seconds(300)
         /// Watch requests ask the server to end after a random time in this range (seconds).
         public var watchTimeout: ClosedRange<Int> = 240...360
         /// Backoff after API failures (client-go: 0.8 s doubling to 30 s).
@@ -59,9 +61,10 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown {
-                    if state.takeNeedsList() {
+                    if state.takeNeedsList() || state.lastList.withLock({ $0 }).duration(to: .now) >= self.configuration.resyncInterval {
                         do {
                             let (slices, version) = try await self.client.listEndpointSlices(labelSelector: self.configuration.labelSelector)
+                            state.lastList.withLock { $0 = .now }
                             for event in state.replace(slices, version) { self.continuation.yield(event) }
                         } catch {
                             state.requestList()
@@ -129,6 +132,8 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
     private final class LoopState: Sendable {
         private let cache: Mutex<EndpointSliceCache>
         private let needsList = Mutex(true)
+        /// When the slices were last listed.
+        let lastList = Mutex(ContinuousClock.now)
 
         init(cache: EndpointSliceCache) {
             self.cache = Mutex(cache)
