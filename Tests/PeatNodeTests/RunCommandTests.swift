@@ -105,17 +105,18 @@ struct RunCommandTests {
         #expect(result.stderr.contains("PEAT_DATA_DIR"))
     }
 
-    @Test func occupiedSyncPortStopsTheNodeWithOneLine() throws {
+    @Test(arguments: [("PEAT_SYNC_PORT", "Sync transport listening"), ("PEAT_BROKER_PORT", "Broker listening")])
+    func occupiedPortStopsTheNodeWithOneLine(_ variable: String, _ listeningLine: String) throws {
         let dataDirectory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         let first = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
-        let output = try first.waitForOutput(containing: "Sync transport listening")
-        let port = try #require(Self.syncPort(in: output))
-        let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", ["PEAT_SYNC_PORT": "\(port)"]))
+        let output = try first.waitForOutput(containing: "Broker listening")
+        let port = try #require(Self.port(in: output, line: listeningLine))
+        let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", [variable: "\(port)"]))
         try? FileManager.default.removeItem(atPath: dataDirectory + "-2")
         #expect(second.status != 0)
         #expect(second.stderrLines.count == 1)
-        #expect(second.stderr.contains("PEAT_SYNC_PORT"))
+        #expect(second.stderr.contains(variable))
         first.signal(SIGTERM)
         #expect(try first.finish().status == 0)
     }
@@ -135,21 +136,6 @@ struct RunCommandTests {
               let field = line.split(separator: " ").first(where: { $0.hasPrefix("address=") }),
               let port = field.split(separator: ":").last else { return nil }
         return Int(port)
-    }
-
-    @Test func occupiedBrokerPortStopsTheNodeWithOneLine() throws {
-        let dataDirectory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let first = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
-        let output = try first.waitForOutput(containing: "Broker listening")
-        let port = try #require(Self.brokerPort(in: output))
-        let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", ["PEAT_BROKER_PORT": "\(port)"]))
-        try? FileManager.default.removeItem(atPath: dataDirectory + "-2")
-        #expect(second.status != 0)
-        #expect(second.stderrLines.count == 1)
-        #expect(second.stderr.contains("PEAT_BROKER_PORT"))
-        first.signal(SIGTERM)
-        #expect(try first.finish().status == 0)
     }
 
     @Test func unknownArgumentIsAnError() throws {
