@@ -34,7 +34,7 @@ final class NodeBrokerState: BrokerState {
     func readiness() async -> BrokerReadiness {
         var checks: [BrokerReadiness.Check] = []
         do {
-            _ = try store.statistics()
+            try store.checkReadable()
             checks.append(.init(name: "store", ready: true))
         } catch {
             checks.append(.init(name: "store", ready: false, message: error.message))

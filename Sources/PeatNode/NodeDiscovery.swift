@@ -56,9 +56,8 @@ final class NodeDiscovery: Service {
             }
         case .mdns:
             if let address = Self.advertisedAddress(bindHost: configuration.bindHost) {
-                var mdns = MDNSDiscovery.Configuration(
+                let mdns = MDNSDiscovery.Configuration(
                     nodeID: configuration.identity.nodeID, deviceID: deviceID, port: configuration.syncPort, address: address)
-                mdns.ttl = 120
                 sources.append(MDNSDiscovery(configuration: mdns, logger: Logger(label: "peat.discovery")))
             } else {
                 unavailable = "mdns discovery needs an IPv4 interface address: set PEAT_BIND_HOST to one"

@@ -69,7 +69,7 @@ struct NodeRunner {
             let statistics = try store.statistics()
             logger.info(
                 "Document store opened",
-                metadata: ["path": "\(storePath)", "documents": "\(statistics.liveDocuments)", "actor_id": "\(Self.hex(store.actorID))"])
+                metadata: ["path": "\(storePath)", "documents": "\(statistics.liveDocuments)", "actor_id": "\(Hex.encode(store.actorID))"])
         } catch {
             _ = PeatMeshNode.refuse(ConfigurationError(variable: "PEAT_DATA_DIR", message: "cannot open the document store at \(storePath): \(error.message)"))
             return 1
@@ -79,10 +79,9 @@ struct NodeRunner {
 
         let transport: TLSSyncTransport
         do {
-            var transportConfiguration = TLSSyncTransport.Configuration(host: configuration.bindHost, port: configuration.syncPort)
-            transportConfiguration.maximumPayloadSize = Frame.defaultMaximumPayloadSize
             transport = try TLSSyncTransport(
-                keypair: keypair, formationKey: identity.secret.formationKey(), configuration: transportConfiguration,
+                keypair: keypair, formationKey: identity.secret.formationKey(),
+                configuration: .init(host: configuration.bindHost, port: configuration.syncPort),
                 logger: Logger(label: "peat.transport"))
         } catch {
             logger.critical("Cannot create the sync transport", metadata: ["reason": "\(error)"])
@@ -167,13 +166,6 @@ struct NodeRunner {
         }
         logger.info("peat-mesh-node stopped")
         return status
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-        }.joined()
     }
 
     /// Creates the data directory (and parents) if needed and checks that it is writable.

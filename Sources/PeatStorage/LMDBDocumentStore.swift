@@ -159,6 +159,18 @@ public final class LMDBDocumentStore: DocumentStore {
         }
     }
 
+    /// Checks that the store is open and readable with one read transaction (no scan): what a
+    /// readiness probe needs, where `statistics()` would read every document.
+    public func checkReadable() throws(StorageError) {
+        try environment.read { (transaction: borrowing LMDBEnvironment.Transaction) throws(StorageError) in
+            try transaction.get(meta, Self.formatKey) { bytes throws(StorageError) in
+                guard bytes?.count == 4 else {
+                    throw StorageError(code: .incompatibleFormat, message: "the store's format record is missing or damaged")
+                }
+            }
+        }
+    }
+
     public func statistics() throws(StorageError) -> StoreStatistics {
         var live = 0
         var tombstones = 0

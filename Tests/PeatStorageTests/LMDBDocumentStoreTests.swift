@@ -155,7 +155,9 @@ struct LMDBDocumentStoreTests {
         let directory = StoreDirectory()
         defer { directory.remove() }
         let store = try LMDBDocumentStore(path: directory.path)
+        try store.checkReadable()
         store.close()
+        #expect { try store.checkReadable() } throws: { ($0 as? StorageError)?.code == .closed }
         #expect { try store.get(Self.key("x")) } throws: { ($0 as? StorageError)?.code == .closed }
         #expect { try store.put(Self.key("x"), [1]) } throws: { ($0 as? StorageError)?.code == .closed }
     }

@@ -25,17 +25,19 @@ extension KubernetesAPIConfiguration {
         }
         let directory = (path as NSString).deletingLastPathComponent
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : directory + "/" + file }
-        func read(_ file: String, _ what: String) throws(DiscoveryError) -> [UInt8] {
-            guard let data = FileManager.default.contents(atPath: resolve(file)) else {
+        /// Inline base64 `<what>-data` if present, else the file `<what>` (relative to the kubeconfig).
+        func bytes(data: String?, file: String?, _ what: String) throws(DiscoveryError) -> [UInt8]? {
+            if let data {
+                guard let decoded = Data(base64Encoded: data.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                    throw DiscoveryError(code: .invalidConfiguration, message: "the kubeconfig's \(what)-data is not base64")
+                }
+                return Array(decoded)
+            }
+            guard let file else { return nil }
+            guard let contents = FileManager.default.contents(atPath: resolve(file)) else {
                 throw DiscoveryError(code: .invalidConfiguration, message: "cannot read the kubeconfig's \(what) \(resolve(file))")
             }
-            return Array(data)
-        }
-        func decodeBase64(_ text: String, _ what: String) throws(DiscoveryError) -> [UInt8] {
-            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw DiscoveryError(code: .invalidConfiguration, message: "the kubeconfig's \(what) is not base64")
-            }
-            return Array(data)
+            return Array(contents)
         }
 
         guard let contextName = context ?? config.currentContext,
@@ -51,9 +53,7 @@ extension KubernetesAPIConfiguration {
                 code: .invalidConfiguration,
                 message: "kubeconfig user \(entry.user ?? "?") uses an exec or auth-provider plugin, which is not supported; use a token, tokenFile or client certificate")
         }
-        var ca: [UInt8]?
-        if let data = cluster.certificateAuthorityData { ca = try decodeBase64(data, "certificate-authority-data") }
-        else if let file = cluster.certificateAuthority { ca = try read(file, "certificate-authority") }
+        let ca = try bytes(data: cluster.certificateAuthorityData, file: cluster.certificateAuthority, "certificate-authority")
 
         let token: Token
         if let value = user?.token {
@@ -66,10 +66,8 @@ extension KubernetesAPIConfiguration {
         var configuration = KubernetesAPIConfiguration(
             server: server, namespace: namespace ?? entry.namespace ?? "default", token: token, certificateAuthorityPEM: ca)
         configuration.insecureSkipTLSVerify = cluster.insecureSkipTLSVerify ?? false
-        if let data = user?.clientCertificateData { configuration.clientCertificatePEM = try decodeBase64(data, "client-certificate-data") }
-        else if let file = user?.clientCertificate { configuration.clientCertificatePEM = try read(file, "client-certificate") }
-        if let data = user?.clientKeyData { configuration.clientKeyPEM = try decodeBase64(data, "client-key-data") }
-        else if let file = user?.clientKey { configuration.clientKeyPEM = try read(file, "client-key") }
+        configuration.clientCertificatePEM = try bytes(data: user?.clientCertificateData, file: user?.clientCertificate, "client-certificate")
+        configuration.clientKeyPEM = try bytes(data: user?.clientKeyData, file: user?.clientKey, "client-key")
         return configuration
     }
 }
