@@ -10,12 +10,8 @@ final class EventHub: Sendable {
         let id: Int
     }
 
-    private struct Client {
-        let continuation: AsyncStream<BrokerEvent>.Continuation
-        var slow = false
-    }
-
-    private let clients = Mutex<(next: Int, all: [Int: Client], slow: Set<Int>)>((0, [:], []))
+    /// Subscribers by ID, and the IDs of those that fell behind (until their handler releases them).
+    private let clients = Mutex<(next: Int, all: [Int: AsyncStream<BrokerEvent>.Continuation], slow: Set<Int>)>((0, [:], []))
     let bufferSize: Int
 
     init(bufferSize: Int) {
@@ -26,7 +22,7 @@ final class EventHub: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: BrokerEvent.self, bufferingPolicy: .bufferingOldest(bufferSize))
         let id = clients.withLock { clients in
             defer { clients.next += 1 }
-            clients.all[clients.next] = Client(continuation: continuation)
+            clients.all[clients.next] = continuation
             return clients.next
         }
         continuation.onTermination = { [weak self] _ in
@@ -43,11 +39,10 @@ final class EventHub: Sendable {
     func publish(_ event: BrokerEvent) {
         let overflowed: [AsyncStream<BrokerEvent>.Continuation] = clients.withLock { clients in
             var overflowed: [AsyncStream<BrokerEvent>.Continuation] = []
-            for (id, client) in clients.all where !client.slow {
-                if case .dropped = client.continuation.yield(event) {
-                    clients.all[id]?.slow = true
+            for (id, continuation) in clients.all where !clients.slow.contains(id) {
+                if case .dropped = continuation.yield(event) {
                     clients.slow.insert(id)
-                    overflowed.append(client.continuation)
+                    overflowed.append(continuation)
                 }
             }
             return overflowed
@@ -63,6 +58,6 @@ final class EventHub: Sendable {
             defer { clients.all = [:] }
             return Array(clients.all.values)
         }
-        for client in all { client.continuation.finish() }
+        for continuation in all { continuation.finish() }
     }
 }

@@ -150,18 +150,16 @@ final class InMemorySyncConnection: SyncConnection {
 
     private let inbound: FrameQueue
     private let outbound: FrameQueue
-    private let closed: NIOLockedValueBox<Bool>
     private let claim = ConnectionClaim()
     private let maximumPayloadSize: Int
 
     private init(peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
-                 outbound: FrameQueue, closed: NIOLockedValueBox<Bool>, maximumPayloadSize: Int) {
+                 outbound: FrameQueue, maximumPayloadSize: Int) {
         self.peer = peer
         self.role = role
         self.remoteAddress = remoteAddress
         self.inbound = inbound
         self.outbound = outbound
-        self.closed = closed
         self.maximumPayloadSize = maximumPayloadSize
     }
 
@@ -171,13 +169,12 @@ final class InMemorySyncConnection: SyncConnection {
     ) -> (InMemorySyncConnection, InMemorySyncConnection) {
         let toResponder = FrameQueue(capacity: 64)
         let toInitiator = FrameQueue(capacity: 64)
-        let closed = NIOLockedValueBox(false)
         let initiatorEnd = InMemorySyncConnection(
             peer: responder.peer, role: .initiator, remoteAddress: responder.address, inbound: toInitiator,
-            outbound: toResponder, closed: closed, maximumPayloadSize: maximumPayloadSize)
+            outbound: toResponder, maximumPayloadSize: maximumPayloadSize)
         let responderEnd = InMemorySyncConnection(
             peer: initiator.peer, role: .responder, remoteAddress: initiator.address, inbound: toResponder,
-            outbound: toInitiator, closed: closed, maximumPayloadSize: maximumPayloadSize)
+            outbound: toInitiator, maximumPayloadSize: maximumPayloadSize)
         return (initiatorEnd, responderEnd)
     }
 
@@ -188,14 +185,10 @@ final class InMemorySyncConnection: SyncConnection {
         defer { closeBothEnds() }
         let inbound = inbound
         let outbound = outbound
-        let closed = closed
         let maximum = maximumPayloadSize
         let frames = SyncInboundFrames { await inbound.next() }
         let writer = SyncFrameWriter { payload in
             try ConnectionClaim.checkSize(payload, maximum: maximum)
-            guard !closed.withLockedValue({ $0 }) else {
-                throw TransportError(code: .connectionClosed, message: "the connection is closed")
-            }
             guard await outbound.send(payload) else {
                 throw TransportError(code: .connectionClosed, message: "the connection is closed")
             }
@@ -208,7 +201,7 @@ final class InMemorySyncConnection: SyncConnection {
     }
 
     func closeBothEnds() {
-        closed.withLockedValue { $0 = true }
+        // Finishing both queues is the closed state: sends are refused, reads drain then end.
         inbound.finish()
         outbound.finish()
     }
