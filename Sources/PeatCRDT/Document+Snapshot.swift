@@ -1,0 +1,240 @@
+/// LatestOnly snapshots: the history-free state of the root fields, each with the id of its last
+/// write, merged field by field (the later write wins; equal versions break ties on content).
+extension Document {
+    /// The version of a root field: the highest op id applied anywhere under it (or its tombstone).
+    func version(ofField key: String) -> OpID? {
+        var v = fieldVersion[key]
+        if let slots = root.entries[key] {
+            for s in slots.all where v == nil || precedes(v!, s.id) { v = s.id }
+        }
+        if let t = root.tombstones[key], v == nil || precedes(v!, t) { v = t }
+        return v
+    }
+
+    /// The snapshot: every root field (live or deleted) with its version and content.
+    public func latestSnapshot() -> [UInt8] {
+        commit()
+        var w = ByteWriter(capacity: 64 + root.entries.count * 24)
+        w.byte(1)
+        let keys = Set(root.entries.keys).union(root.tombstones.keys).sorted()
+        w.uleb(keys.count)
+        for k in keys {
+            guard let v = version(ofField: k) else { continue }
+            w.string(k)
+            w.uleb(v.counter)
+            let a = actors[Int(v.actor)]
+            w.uint64BigEndian(a.high)
+            w.uint64BigEndian(a.low)
+            if let slots = root.entries[k] {
+                w.byte(1)
+                writeTree(slots.winner, into: &w)
+            } else {
+                w.byte(0)
+            }
+        }
+        return w.bytes
+    }
+
+    func writeTree(_ slot: Slot, into w: inout ByteWriter) {
+        switch slot.value {
+        case .scalar(let s):
+            var tmp = ByteWriter(capacity: 16)
+            OpCodec.encode(Op(obj: .zero, key: .map(""), insert: false, action: .set(s), pred: .none), own: 1, actor: { $0 }, into: &tmp)
+            w.byte(tmp.bytes[0] & 0x0F)
+            w.raw(tmp.bytes[2...])
+        case .object:
+            switch objects[slot.id]! {
+            case .map(let m):
+                w.byte(0x20)
+                w.uleb(m.entries.count)
+                for (k, s) in m.entries.sorted(by: { $0.key < $1.key }) {
+                    w.string(k)
+                    writeTree(s.winner, into: &w)
+                }
+            case .list(let l):
+                w.byte(0x21)
+                w.uleb(l.sequence.visibleCount)
+                l.sequence.forEachVisible { writeTree($0.slots!.winner, into: &w) }
+            case .text:
+                w.byte(0x22)
+                w.string(text(objectID(slot.id)))
+            }
+        }
+    }
+
+    /// A content tree read from a snapshot, before it is written into the document.
+    indirect enum Tree {
+        case scalar(ScalarValue)
+        case map([(String, Tree)])
+        case list([Tree])
+        case text(String)
+    }
+
+    static func readTree(_ r: inout ByteReader, depth: Int) throws(PeatCRDTError) -> Tree {
+        guard depth <= maximumDepth else { throw ByteReader.malformed("snapshot nested deeper than \(maximumDepth)") }
+        let tag = try r.byte()
+        switch tag {
+        case 0x20:
+            let n = try r.count(minimumItemSize: 2)
+            var members: [(String, Tree)] = []
+            members.reserveCapacity(n)
+            for _ in 0..<n { members.append((try r.string(), try readTree(&r, depth: depth + 1))) }
+            return .map(members)
+        case 0x21:
+            let n = try r.count()
+            var items: [Tree] = []
+            items.reserveCapacity(n)
+            for _ in 0..<n { items.append(try readTree(&r, depth: depth + 1)) }
+            return .list(items)
+        case 0x22:
+            return .text(try r.string())
+        default:
+            guard tag >= OpCodec.Action.null.rawValue, tag <= OpCodec.Action.counter.rawValue else {
+                throw ByteReader.malformed("unknown snapshot value tag")
+            }
+            return .scalar(try readScalar(tag: tag, &r))
+        }
+    }
+
+    static func readScalar(tag: UInt8, _ r: inout ByteReader) throws(PeatCRDTError) -> ScalarValue {
+        switch OpCodec.Action(rawValue: tag)! {
+        case .null: return .null
+        case .false: return .bool(false)
+        case .true: return .bool(true)
+        case .int: return .int(try r.sleb())
+        case .double: return .double(try r.double())
+        case .string: return .string(try r.string())
+        case .bytes: return .bytes(try r.data())
+        case .timestamp: return .timestamp(try r.sleb())
+        case .counter: return .counter(try r.sleb())
+        default: throw ByteReader.malformed("not a scalar")
+        }
+    }
+
+    /// Merges a snapshot from `latestSnapshot()`: each field whose incoming version is later (or equal
+    /// with greater content) replaces the local one; an incoming deletion removes the field only if it
+    /// is later than the local write, so a stale snapshot never resurrects a deleted field.
+    ///
+    /// - Returns: whether the document changed.
+    /// - Throws: `PeatCRDTError` for malformed bytes; nothing is changed then.
+    @discardableResult
+    public func mergeLatestSnapshot(_ bytes: [UInt8]) throws(PeatCRDTError) -> Bool {
+        commit()
+        var r = ByteReader(bytes)
+        guard try r.byte() == 1 else { throw PeatCRDTError(.unsupportedVersion, "snapshot format") }
+        let n = try r.count(minimumItemSize: 19)
+        var fields: [(key: String, counter: UInt64, actor: ActorID, tree: Tree?, bytes: ArraySlice<UInt8>)] = []
+        fields.reserveCapacity(n)
+        for _ in 0..<n {
+            let key = try r.string()
+            let counter = try r.uleb()
+            guard counter > 0, counter < UInt64.max / 2 else { throw ByteReader.malformed("field version out of range") }
+            let actor = ActorID(high: try r.uint64BigEndian(), low: try r.uint64BigEndian())
+            let start = r.offset
+            let live = try r.byte()
+            guard live <= 1 else { throw ByteReader.malformed("unknown field tag") }
+            let tree = live == 1 ? try Self.readTree(&r, depth: 1) : nil
+            fields.append((key, counter, actor, tree, bytes[start..<r.offset]))
+        }
+        guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes after snapshot") }
+        var changed = false
+        for f in fields {
+            let v = OpID(counter: f.counter, actor: index(of: f.actor))
+            if let local = version(ofField: f.key) {
+                if precedes(v, local) { continue }
+                if local == v {
+                    var mine = ByteWriter(capacity: 32)
+                    if let slots = root.entries[f.key] {
+                        mine.byte(1)
+                        writeTree(slots.winner, into: &mine)
+                    } else {
+                        mine.byte(0)
+                    }
+                    guard mine.bytes.lexicographicallyPrecedes(f.bytes) else { continue }
+                }
+            }
+            replaceField(f.key, version: v, with: f.tree)
+            changed = true
+        }
+        if changed { bumpStateVersion() }
+        return changed
+    }
+
+    func removeSubtree(_ id: OpID) {
+        guard let state = objects.removeValue(forKey: id) else { return }
+        rootFieldOf[id] = nil
+        objectDepth[id] = nil
+        func slots(_ s: Slots?) {
+            guard let s else { return }
+            for slot in s.all { if case .object = slot.value { removeSubtree(slot.id) } }
+        }
+        switch state {
+        case .map(let m): for s in m.entries.values { slots(s) }
+        case .list(let l): l.sequence.forEach { slots($0.slots) }
+        case .text: break
+        }
+    }
+
+    func replaceField(_ key: String, version v: OpID, with tree: Tree?) {
+        if let old = root.entries[key] {
+            for slot in old.all { if case .object = slot.value { removeSubtree(slot.id) } }
+        }
+        if v.counter > maxOp { maxOp = v.counter }
+        fieldVersion[key] = v
+        guard let tree else {
+            root.entries[key] = nil
+            root.tombstones[key] = v
+            return
+        }
+        root.tombstones[key] = nil
+        switch tree {
+        case .scalar(let s):
+            root.entries[key] = Slots(winner: Slot(id: v, value: .scalar(s)))
+        case .map, .list, .text:
+            let type: ObjectType = switch tree {
+            case .map: .map
+            case .list: .list
+            default: .text
+            }
+            root.entries[key] = Slots(winner: Slot(id: v, value: .object(type)))
+            createObject(type, id: v, parent: .zero, key: key)
+            fill(v, with: tree)
+        }
+    }
+
+    /// Writes a snapshot tree into a fresh object with local ids that belong to no change: the field's
+    /// version stays the sender's, so equal replicas keep equal snapshots.
+    func fill(_ id: OpID, with tree: Tree) {
+        func fresh() -> OpID {
+            maxOp += 1
+            return OpID(counter: maxOp, actor: 0)
+        }
+        func slot(for item: Tree, parent: OpID) -> Slot {
+            let sid = fresh()
+            switch item {
+            case .scalar(let s): return Slot(id: sid, value: .scalar(s))
+            case .map: createObject(.map, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.map))
+            case .list: createObject(.list, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.list))
+            case .text: createObject(.text, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.text))
+            }
+        }
+        switch (objects[id], tree) {
+        case (.map(let m)?, .map(let members)):
+            for (k, item) in members { m.entries[k] = Slots(winner: slot(for: item, parent: id)) }
+        case (.list(let l)?, .list(let items)):
+            for item in items {
+                let s = slot(for: item, parent: id)
+                let end = RGASequence<ListElement>.Position(chunk: max(l.sequence.chunks.count - 1, 0),
+                                                            offset: l.sequence.chunks.last?.elements.count ?? 0)
+                l.sequence.insert(ListElement(id: s.id, slots: Slots(winner: s)), at: end)
+            }
+        case (.text(let t)?, .text(let s)):
+            for scalar in s.unicodeScalars {
+                let end = RGASequence<TextElement>.Position(chunk: max(t.sequence.chunks.count - 1, 0),
+                                                            offset: t.sequence.chunks.last?.elements.count ?? 0)
+                t.sequence.insert(TextElement(id: fresh(), scalar: scalar, isVisible: true), at: end)
+            }
+        default: break
+        }
+    }
+}

@@ -1,4 +1,0 @@
-// PeatCRDT: documents, changes, merge and sync messages — pure Swift, no I/O (DESIGN §5).
-//
-// This target exists so the module graph of the design is in place from the start; its
-// implementation lands with its own issue. It intentionally declares nothing yet.

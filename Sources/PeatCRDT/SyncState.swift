@@ -1,0 +1,154 @@
+public import Crypto
+
+/// What one replica knows about one peer for one document: the state machine of the sync protocol.
+///
+/// Create one per (peer, document) when a connection opens; discard it when the connection closes
+/// (the protocol assumes the transport delivers messages in order and reports loss by closing).
+/// `Document.generateSyncMessage(_:mode:)` returns the next message to send or `nil` when the peer
+/// needs nothing; `Document.receiveSyncMessage(_:_:mode:)` consumes the peer's messages. Two replicas
+/// that alternate these until both return `nil` hold identical state. When they already agree, that
+/// takes one small summary each way.
+public struct SyncState: Sendable {
+    /// The peer's version vector, as far as we know (what it told us, plus what we sent it).
+    public private(set) var theirVersion: VersionVector? = nil
+    /// Our version as last announced.
+    var sentVersion: VersionVector? = nil
+    /// Our version as of the last changes we sent: the peer has (or will have) everything in it.
+    var deliveredVersion: VersionVector? = nil
+    /// LatestOnly: the peer's and our last announced snapshot digests, and the state we last sent.
+    var theirDigest: [UInt8]? = nil
+    var sentDigest: [UInt8]? = nil
+    var sentSnapshotOfState: UInt64? = nil
+
+    public init() {}
+
+    /// Messages this state has produced and consumed (for tests and metrics).
+    public private(set) var messagesSent = 0
+    public private(set) var messagesReceived = 0
+
+    mutating func noteSent() { messagesSent += 1 }
+    mutating func noteReceived() { messagesReceived += 1 }
+    mutating func learned(_ v: VersionVector) { theirVersion = theirVersion?.merged(with: v) ?? v }
+    mutating func sent(_ v: VersionVector, withChanges: Bool) {
+        sentVersion = v
+        if withChanges { deliveredVersion = v }
+    }
+    mutating func setDigests(theirs: [UInt8]?) { if let theirs { theirDigest = theirs } }
+    mutating func sentSnapshot(digest: [UInt8], state: UInt64?) {
+        sentDigest = digest
+        if let state { sentSnapshotOfState = state }
+    }
+}
+
+/// Sync messages: one format byte, one kind byte, then the kind's body.
+enum SyncMessage {
+    static let version: UInt8 = 1
+    /// Version vector, then a change batch (possibly absent).
+    static let history: UInt8 = 0
+    /// Snapshot digest, then a LatestOnly snapshot (possibly absent).
+    static let latest: UInt8 = 1
+    /// Version vector and heads, then a snapshot standing in for history the sender no longer has.
+    static let historySnapshot: UInt8 = 2
+}
+
+extension Document {
+    func snapshotDigest(_ snapshot: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: snapshot).prefix(16)) }
+
+    /// The next message for the peer described by `state`, or `nil` when it needs nothing.
+    public func generateSyncMessage(_ state: inout SyncState, mode: SyncMode) -> [UInt8]? {
+        commit()
+        var w = ByteWriter(capacity: 64)
+        w.byte(SyncMessage.version)
+        switch mode {
+        case .latestOnly:
+            let snapshot = latestSnapshot()
+            let digest = snapshotDigest(snapshot)
+            let theyDiffer = state.theirDigest != digest
+            if theyDiffer, state.theirDigest != nil || state.sentDigest != nil, state.sentSnapshotOfState != stateVersion {
+                w.byte(SyncMessage.latest)
+                w.data(digest)
+                w.data(snapshot)
+                state.sentSnapshot(digest: digest, state: stateVersion)
+            } else if state.sentDigest != digest {
+                w.byte(SyncMessage.latest)
+                w.data(digest)
+                state.sentSnapshot(digest: digest, state: nil)
+            } else {
+                return nil
+            }
+        case .fullHistory, .windowedHistory:
+            let ours = version
+            let known = state.theirVersion.map { t in state.deliveredVersion.map { t.merged(with: $0) } ?? t }
+            var withChanges = false
+            if let known, missingChangeCount(since: known) > 0 {
+                withChanges = true
+                if let batch = encodeChanges(since: known) {
+                    w.byte(SyncMessage.history)
+                    ours.encode(into: &w)
+                    w.data(batch)
+                } else {
+                    w.byte(SyncMessage.historySnapshot)
+                    ours.encode(into: &w)
+                    w.data(latestSnapshot())
+                }
+            } else if state.sentVersion != ours {
+                w.byte(SyncMessage.history)
+                ours.encode(into: &w)
+                w.byte(0)
+            } else {
+                return nil
+            }
+            state.sent(ours, withChanges: withChanges)
+        }
+        state.noteSent()
+        return w.bytes
+    }
+
+    /// Consumes a message from the peer described by `state`.
+    ///
+    /// - Throws: `PeatCRDTError` for malformed messages or changes that do not fit; the document keeps
+    ///   every change applied before the bad one.
+    public func receiveSyncMessage(_ message: [UInt8], _ state: inout SyncState, mode: SyncMode) throws(PeatCRDTError) {
+        var r = ByteReader(message)
+        guard try r.byte() == SyncMessage.version else { throw PeatCRDTError(.unsupportedVersion, "sync message format") }
+        let kind = try r.byte()
+        state.noteReceived()
+        switch kind {
+        case SyncMessage.latest:
+            guard case .latestOnly = mode else { throw PeatCRDTError(.invalidChange, "snapshot for a \(mode) document") }
+            let digest = try r.data()
+            guard digest.count == 16 else { throw ByteReader.malformed("digest length") }
+            let snapshot = r.isAtEnd ? nil : try r.data()
+            guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes in sync message") }
+            if let snapshot { try mergeLatestSnapshot(snapshot) }
+            state.setDigests(theirs: digest)
+        case SyncMessage.history, SyncMessage.historySnapshot:
+            if case .latestOnly = mode { throw PeatCRDTError(.invalidChange, "history for a LatestOnly document") }
+            let theirs = try VersionVector(from: &r)
+            let body = try r.data()
+            guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes in sync message") }
+            if kind == SyncMessage.history {
+                if !body.isEmpty { try applyChanges(body) }
+            } else {
+                try mergeLatestSnapshot(body)
+                adoptCoverage(theirs)
+            }
+            state.learned(theirs)
+        default:
+            throw ByteReader.malformed("unknown sync message kind \(kind)")
+        }
+    }
+
+    /// After a snapshot stood in for history: treat the sender's version as covered (its effects are in
+    /// the state), so its later changes apply on top; this replica now also lacks that history to serve.
+    func adoptCoverage(_ theirs: VersionVector) {
+        compact()
+        for (actor, seq) in theirs.entries {
+            let a = Int(index(of: actor))
+            guard seq > seqs[a] else { continue }
+            seqs[a] = seq
+            historyBase[a] = seq
+        }
+        bumpStateVersion()
+    }
+}

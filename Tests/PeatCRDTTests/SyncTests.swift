@@ -1,0 +1,109 @@
+import Testing
+@testable import PeatCRDT
+
+struct SyncTests {
+    @Test func equalReplicasExchangeOneSmallSummaryEachWay() throws {
+        let a = Document(actor: actor(1))
+        for i in 0..<100 {
+            try a.put(.root, "k\(i)", .int(Int64(i)))
+            a.commit()
+        }
+        let b = try Document(loading: a.save(), actor: actor(2))
+        var sa = SyncState()
+        var sb = SyncState()
+        let m1 = try #require(a.generateSyncMessage(&sa, mode: .fullHistory))
+        try b.receiveSyncMessage(m1, &sb, mode: .fullHistory)
+        let m2 = try #require(b.generateSyncMessage(&sb, mode: .fullHistory))
+        try a.receiveSyncMessage(m2, &sa, mode: .fullHistory)
+        #expect(m1.count < 40 && m2.count < 40)
+        #expect(a.generateSyncMessage(&sa, mode: .fullHistory) == nil)
+        #expect(b.generateSyncMessage(&sb, mode: .fullHistory) == nil)
+    }
+
+    @Test func onlyMissingChangesAreSentAndPushFollowsALocalWrite() throws {
+        let a = Document(actor: actor(1))
+        for i in 0..<50 {
+            try a.put(.root, "k\(i)", .string(String(repeating: "x", count: 100)))
+            a.commit()
+        }
+        let b = try Document(loading: a.save(), actor: actor(2))
+        var sa = SyncState()
+        var sb = SyncState()
+        try syncLoop(a, &sa, b, &sb)
+        // One new write: the next message carries just that change.
+        try a.put(.root, "new", .int(1))
+        a.commit()
+        let push = try #require(a.generateSyncMessage(&sa, mode: .fullHistory))
+        #expect(push.count < 60)
+        try b.receiveSyncMessage(push, &sb, mode: .fullHistory)
+        #expect(b.get(.root, "new") == .scalar(.int(1)))
+    }
+
+    @Test func latestOnlyConvergesPerFieldAndHonoursDeletes() throws {
+        let a = Document(actor: actor(1))
+        let b = Document(actor: actor(2))
+        try a.put(.root, "lat", .double(1.5))
+        try a.put(.root, "name", .string("a"))
+        a.commit()
+        try b.put(.root, "lon", .double(2.5))
+        b.commit()
+        try syncPair(a, b, mode: .latestOnly)
+        #expect(a.toJSON() == b.toJSON())
+        #expect(a.toJSON() == .object(["lat": .double(1.5), "lon": .double(2.5), "name": .string("a")]))
+        try b.delete(.root, "name")
+        b.commit()
+        try a.put(.root, "lat", .double(9))
+        a.commit()
+        try syncPair(a, b, mode: .latestOnly)
+        #expect(a.toJSON() == .object(["lat": .double(9), "lon": .double(2.5)]))
+        #expect(b.toJSON() == a.toJSON())
+        #expect(a.historyCount >= 2)
+        a.compact()
+        try syncPair(a, b, mode: .latestOnly)
+        #expect(try syncPair(a, b, mode: .latestOnly) == 2)  // fresh states: one digest each way
+        #expect(a.latestSnapshot() == b.latestSnapshot())
+    }
+
+    @Test func windowedHistoryFallsBackToASnapshotForDroppedChanges() throws {
+        let a = Document(actor: actor(1))
+        for i in 0..<10 {
+            try a.put(.root, "old\(i)", .int(Int64(i)))
+            a.commit(time: 1_000)
+        }
+        try a.put(.root, "recent", .int(1))
+        a.commit(time: 100_000)
+        #expect(a.dropHistory(before: 50_000) == 10)
+        #expect(a.historyCount == 1)
+        let b = Document(actor: actor(2))
+        try syncPair(a, b, mode: .windowedHistory(seconds: 60))
+        #expect(b.toJSON() == a.toJSON())
+        // After the snapshot, deltas flow again.
+        try a.put(.root, "later", .int(2))
+        a.commit(time: 200_000)
+        try syncPair(a, b, mode: .windowedHistory(seconds: 60))
+        #expect(b.get(.root, "later") == .scalar(.int(2)))
+        // A peer that already had the dropped part gets plain changes.
+        let c = Document(actor: actor(3))
+        #expect(a.canServeChanges(since: b.version))
+        #expect(!a.canServeChanges(since: c.version))
+    }
+
+    @Test func messagesForTheWrongModeAreRefused() throws {
+        let a = Document(actor: actor(1))
+        try a.put(.root, "k", .int(1))
+        var s = SyncState()
+        let m = try #require(a.generateSyncMessage(&s, mode: .fullHistory))
+        var t = SyncState()
+        #expect(throws: PeatCRDTError.self) { try Document(actor: actor(2)).receiveSyncMessage(m, &t, mode: .latestOnly) }
+    }
+
+    private func syncLoop(_ a: Document, _ sa: inout SyncState, _ b: Document, _ sb: inout SyncState) throws {
+        for _ in 0..<10 {
+            let m1 = a.generateSyncMessage(&sa, mode: .fullHistory)
+            if let m1 { try b.receiveSyncMessage(m1, &sb, mode: .fullHistory) }
+            let m2 = b.generateSyncMessage(&sb, mode: .fullHistory)
+            if let m2 { try a.receiveSyncMessage(m2, &sa, mode: .fullHistory) }
+            if m1 == nil, m2 == nil { return }
+        }
+    }
+}
