@@ -33,6 +33,8 @@ enum ChangeBatch {
     static let seqNext: UInt8 = 0x08
     static let startOpNext: UInt8 = 0x10
     static let hasDeps: UInt8 = 0x20
+    /// Runs only (where `hasDeps` cannot occur): every change of the run has the same, new time.
+    static let uniformTime: UInt8 = 0x20
     static let timeSame: UInt8 = 0x40
     static let singleOp: UInt8 = 0x80
 
@@ -79,12 +81,18 @@ struct ChangeBatchEncoder {
         if startOp == previousEnd { header |= ChangeBatch.startOpNext }
         let sameTime = times.allSatisfy { $0 == previousTime }
         if sameTime { header |= ChangeBatch.timeSame }
+        // A run made within one millisecond, but a different one from the previous record: one delta.
+        let uniform = !sameTime && kind != .change && times.allSatisfy { $0 == times.first! }
+        if uniform { header |= ChangeBatch.uniformTime }
         body.byte(header)
         if header & ChangeBatch.actorSame == 0 { body.uleb(UInt64(a)) }
         if header & ChangeBatch.seqNext == 0 { body.uleb(seq) }
         if header & ChangeBatch.startOpNext == 0 { body.uleb(startOp) }
         if let count { body.uleb(count) }
-        if !sameTime {
+        if uniform {
+            body.sleb(times.first! &- previousTime)
+            previousTime = times.first!
+        } else if !sameTime {
             for t in times {
                 body.sleb(t &- previousTime)
                 previousTime = t
@@ -341,7 +349,10 @@ struct ChangeBatchDecoder {
             }
             if kind != .change, count < 2 { throw ByteReader.malformed("run shorter than two changes") }
             var times: [Int64] = []
-            if header & ChangeBatch.timeSame == 0 {
+            if kind != .change, header & ChangeBatch.uniformTime != 0 {
+                guard header & ChangeBatch.timeSame == 0 else { throw ByteReader.malformed("conflicting time flags") }
+                previousTime = previousTime &+ (try r.sleb())
+            } else if header & ChangeBatch.timeSame == 0 {
                 times.reserveCapacity(count)
                 for _ in 0..<count {
                     previousTime = previousTime &+ (try r.sleb())
