@@ -7,14 +7,45 @@ APT_PACKAGES := libsodium-dev liblmdb-dev pkg-config iproute2
 # Where `make run` keeps its data (the LMDB store and the development formation secret).
 PEAT_DATA := $(CURDIR)/.peat-data
 NODE_NAME ?= peat-mesh-0
+# CRDT workloads (shared/bench/WORKLOADS.md): inputs from the shared folder beside the repository,
+# each workload CRDT_REPS times, a fresh process per run, results in CRDT_RESULTS.
+SHARED ?= $(abspath $(CURDIR)/../shared)
+CRDT_INPUTS ?= $(SHARED)/bench/inputs.json
+CRDT_TRACE ?= $(SHARED)/bench-data/automerge-paper.json.gz
+CRDT_WORKLOADS := map_churn concurrent_merge text_trace small_docs
+CRDT_REPS ?= 3
+CRDT_RESULTS := $(CURDIR)/Benchmarks/.build/crdt-results
+# The peer engines (Python bindings of Yrs and Loro) for `make bench-peers`, pinned as in WORKLOADS.md.
+PEERS_DIR := $(SHARED)/bench/peers
+PEERS_VENV := $(CURDIR)/.venv-peers
+PEER_PACKAGES := pycrdt==0.14.13 loro==1.17.1
 
-.PHONY: help deps build test run bench clean
+# Runs $(CRDT_WORKLOADS) for the libraries in $(1) (peat-crdt, pycrdt, loro), CRDT_REPS times each,
+# rep-major (rep 1 of everything, then rep 2, ...), each run a fresh process; RESULT lines are shown
+# and collected in $(2); then the side-by-side table. Fails at the end if any run failed.
+define crdt_runs
+@set -o pipefail; mkdir -p "$(CRDT_RESULTS)"; out="$(2)"; : > "$$out"; status=0; \
+	bin="$$(cd Benchmarks && $(SWIFT) build -c release --show-bin-path)/peat-bench"; \
+	export CRDT_INPUTS="$(CRDT_INPUTS)" CRDT_TRACE="$(CRDT_TRACE)" PYTHONDONTWRITEBYTECODE=1; \
+	for rep in $$(seq $(CRDT_REPS)); do for lib in $(1); do for w in $(CRDT_WORKLOADS); do \
+	  case $$lib in \
+	    peat-crdt) cmd=("$$bin" crdt "$$w");; \
+	    *) cmd=("$(PEERS_VENV)/bin/python" "$(PEERS_DIR)/bench_$$lib.py" "$$w");; \
+	  esac; \
+	  "$${cmd[@]}" | tee -a "$$out" || { status=1; echo "crdt: $$lib $$w (rep $$rep) failed"; }; \
+	done; done; done; \
+	echo; python3 Benchmarks/crdt_compare.py "$$out" || status=1; \
+	echo "(RESULT lines in $$out)"; exit $$status
+endef
+
+.PHONY: help deps build test run bench bench-peers clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
 	@echo "make test   install system packages if missing, build, run every test"
 	@echo "make build  debug build (make deps first on a new machine)"
-	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines)"
+	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines; CRDT workloads 3x each)"
+	@echo "make bench-peers  the CRDT workloads for peat-crdt, pycrdt and loro (venv in ./.venv-peers), one table"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
 
 # Installs the Debian packages only when one is missing; silent when all are present.
@@ -70,6 +101,16 @@ bench: deps
 	  ip netns exec $$ns env PEAT_BENCH_MDNS_ADDRESS=10.78.0.1 "$$bin" mdns-in-namespace; \
 	  ip netns del $$ns; \
 	else echo "mdns_new_node_found: needs root and iproute2 (network namespace)"; fi
+	$(call crdt_runs,peat-crdt,$(CRDT_RESULTS)/bench.txt)
+
+# The CRDT workloads side by side with the peer engines, same inputs, same machine, same run.
+bench-peers: deps
+	@$(PEERS_VENV)/bin/python -c 'import importlib.metadata as m, sys; sys.exit(not (m.version("pycrdt") == "0.14.13" and m.version("loro") == "1.17.1"))' 2>/dev/null || { \
+	  [ -x "$(PEERS_VENV)/bin/python" ] || python3 -m venv "$(PEERS_VENV)"; \
+	  "$(PEERS_VENV)/bin/pip" install -q --disable-pip-version-check $(PEER_PACKAGES); }
+	rm -f Benchmarks/.build/release.yaml Benchmarks/.build/*/release/description.json
+	cd Benchmarks && $(SWIFT) build -c release --product peat-bench
+	$(call crdt_runs,peat-crdt pycrdt loro,$(CRDT_RESULTS)/peers.txt)
 
 clean:
 	rm -rf .build Benchmarks/.build

@@ -64,9 +64,12 @@ extension Document {
         if obj.isZero {
             guard let key else { return }
             field = key
+        } else if obj == lastFieldLookup.obj {
+            field = lastFieldLookup.field
         } else {
             guard let f = rootFieldOf[obj] else { return }
             field = f
+            lastFieldLookup = (obj, f)
         }
         if let current = fieldVersion[field], !precedes(current, lastID) { return }
         fieldVersion[field] = lastID
@@ -96,7 +99,8 @@ extension Document {
     /// `created` holds objects made by earlier operations of the same change; `inserted` the sequence
     /// elements inserted by them.
     func validate(
-        _ op: Op, id: OpID, created: inout [OpID: ObjectType], createdDepth: inout [OpID: UInt8], inserted: inout Set<OpID>
+        _ op: Op, id: OpID, created: inout [OpID: ObjectType], createdDepth: inout [OpID: UInt8], inserted: inout Set<OpID>,
+        track: Bool = true
     ) throws(PeatCRDTError) {
         func invalid(_ why: String) -> PeatCRDTError { PeatCRDTError(.invalidChange, why) }
         let type: ObjectType
@@ -123,7 +127,7 @@ extension Document {
                 }
                 guard e.isZero || elementExists(e) else { throw invalid("insert after an unknown element") }
                 guard !elementExists(id) else { throw invalid("duplicate element id") }
-                inserted.insert(id)
+                if track { inserted.insert(id) }
             } else {
                 if case .text = op.action { throw invalid("text operation on a list") }
                 guard !e.isZero, elementExists(e) else { throw invalid("operation on an unknown element") }
@@ -135,7 +139,7 @@ extension Document {
                 for i in 0..<UInt64(width) {
                     let cid = OpID(counter: id.counter + i, actor: id.actor)
                     guard !elementExists(cid) else { throw invalid("duplicate character id") }
-                    inserted.insert(cid)
+                    if track { inserted.insert(cid) }
                 }
             } else {
                 guard case .delete = op.action else { throw invalid("only inserts and deletes apply to text") }

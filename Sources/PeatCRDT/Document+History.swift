@@ -241,7 +241,8 @@ extension Document {
             var created: [OpID: ObjectType] = [:]
             var createdDepth: [OpID: UInt8] = [:]
             var inserted = Set<OpID>()
-            try validate(c.ops[0], id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth, inserted: &inserted)
+            try validate(c.ops[0], id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth,
+                         inserted: &inserted, track: false)
         } else {
             var created: [OpID: ObjectType] = [:]
             var createdDepth: [OpID: UInt8] = [:]

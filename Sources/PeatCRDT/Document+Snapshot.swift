@@ -163,6 +163,7 @@ extension Document {
     func removeSubtree(_ id: OpID) {
         guard let state = objects.removeValue(forKey: id) else { return }
         rootFieldOf[id] = nil
+        lastFieldLookup = (.zero, "")
         objectDepth[id] = nil
         func slots(_ s: Slots?) {
             guard let s else { return }

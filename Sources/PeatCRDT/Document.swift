@@ -28,6 +28,8 @@ public final class Document {
     /// Nesting depth of every object (root 0), bounded by `maximumDepth`.
     var objectDepth: [OpID: UInt8] = [:]
     var fieldVersion: [String: OpID] = [:]
+    /// One-entry cache for `rootFieldOf` (edits come in runs on one object). Objects never move.
+    var lastFieldLookup: (obj: OpID, field: String) = (.zero, "")
 
     // History.
     var log: [StoredChange] = []

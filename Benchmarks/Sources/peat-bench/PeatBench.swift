@@ -2,10 +2,14 @@
 import Glibc
 #endif
 /// `make bench`: every workload, or only those named on the command line (`identity`, `transport`).
+/// `peat-bench crdt <workload>` runs one CRDT workload once (a fresh process per run, as the peer
+/// scripts in shared/bench/peers do); it is not part of the no-argument run.
 @main
 struct PeatBench {
     static func main() async throws {
-        let selected = Set(CommandLine.arguments.dropFirst())
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "crdt" { return CRDTBenchmarks.run(Array(arguments.dropFirst())) }
+        let selected = Set(arguments)
         if selected.isEmpty || selected.contains("identity") { try IdentityBenchmarks.run() }
         if selected.isEmpty || selected.contains("storage") { try StorageBenchmarks.run() }
         if selected.isEmpty || selected.contains("transport") { try await TransportBenchmarks.run() }

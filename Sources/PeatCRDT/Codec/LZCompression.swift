@@ -66,10 +66,10 @@ enum LZCompression {
     }
 
     static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(PeatCRDTError) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(size)
+        var out = [UInt8](repeating: 0, count: size)
+        var n = 0
         var r = ByteReader(Array(input))
-        while out.count < size {
+        while n < size {
             let token = try r.byte()
             var lit = Int(token >> 4)
             if lit == 15 {
@@ -77,9 +77,14 @@ enum LZCompression {
                 guard extra <= size else { throw ByteReader.malformed("compressed length out of range") }
                 lit += extra
             }
-            guard lit <= size - out.count else { throw ByteReader.malformed("compressed literals overrun") }
-            out.append(contentsOf: try r.raw(lit))
-            if out.count == size { break }
+            guard lit <= size - n else { throw ByteReader.malformed("compressed literals overrun") }
+            let literals = try r.raw(lit)
+            out.withUnsafeMutableBufferPointer { dst in
+                var k = n
+                for b in literals { dst[k] = b; k += 1 }
+            }
+            n += lit
+            if n == size { break }
             let lo = Int(try r.byte())
             let hi = Int(try r.byte())
             let offset = lo | hi << 8
@@ -90,14 +95,14 @@ enum LZCompression {
                 length += extra
             }
             length += minimumMatch
-            guard offset > 0, offset <= out.count else { throw ByteReader.malformed("compressed offset out of range") }
-            guard length <= size - out.count else { throw ByteReader.malformed("compressed match overrun") }
-            let start = out.count - offset
-            if offset >= length {
-                out.append(contentsOf: out[start..<start + length])
-            } else {
-                for k in 0..<length { out.append(out[start + k]) }
+            guard offset > 0, offset <= n else { throw ByteReader.malformed("compressed offset out of range") }
+            guard length <= size - n else { throw ByteReader.malformed("compressed match overrun") }
+            // Byte by byte: a match may overlap the bytes it produces (offset < length).
+            out.withUnsafeMutableBufferPointer { dst in
+                let start = n - offset
+                for k in 0..<length { dst[n + k] = dst[start + k] }
             }
+            n += length
         }
         guard r.isAtEnd else { throw ByteReader.malformed("trailing compressed bytes") }
         return out
