@@ -242,8 +242,7 @@ extension Document {
                     try checkID(eid)
                     guard !l.sequence.contains(eid) else { throw bad("duplicate element id") }
                     let s = try slots(parent: oid, field: nil, depth: depth)
-                    let end = RGASequence<ListElement>.Position(chunk: max(l.sequence.chunks.count - 1, 0),
-                                                                offset: l.sequence.chunks.last?.elements.count ?? 0)
+                    let end = l.sequence.endPosition
                     l.sequence.insert(ListElement(id: eid, slots: s), at: end)
                 }
             case .text(let t):
@@ -254,8 +253,7 @@ extension Document {
                     guard !t.sequence.contains(eid) else { throw bad("duplicate character id") }
                     let v = try r.uleb()
                     guard v >> 1 <= UInt64(UInt32.max), let scalar = Unicode.Scalar(UInt32(v >> 1)) else { throw bad("invalid character") }
-                    let end = RGASequence<TextElement>.Position(chunk: max(t.sequence.chunks.count - 1, 0),
-                                                                offset: t.sequence.chunks.last?.elements.count ?? 0)
+                    let end = t.sequence.endPosition
                     t.sequence.insert(TextElement(id: eid, scalar: scalar, isVisible: v & 1 == 1), at: end)
                 }
             }

@@ -225,14 +225,12 @@ extension Document {
         case (.list(let l)?, .list(let items)):
             for item in items {
                 let s = slot(for: item, parent: id)
-                let end = RGASequence<ListElement>.Position(chunk: max(l.sequence.chunks.count - 1, 0),
-                                                            offset: l.sequence.chunks.last?.elements.count ?? 0)
+                let end = l.sequence.endPosition
                 l.sequence.insert(ListElement(id: s.id, slots: Slots(winner: s)), at: end)
             }
         case (.text(let t)?, .text(let s)):
             for scalar in s.unicodeScalars {
-                let end = RGASequence<TextElement>.Position(chunk: max(t.sequence.chunks.count - 1, 0),
-                                                            offset: t.sequence.chunks.last?.elements.count ?? 0)
+                let end = t.sequence.endPosition
                 t.sequence.insert(TextElement(id: fresh(), scalar: scalar, isVisible: true), at: end)
             }
         default: break

@@ -46,6 +46,11 @@ struct RGASequence<Element: SequenceElement> {
 
     func element(at p: Position) -> Element { chunks[p.chunk].elements[p.offset] }
 
+    /// The position after the last element (appending when rebuilding from a snapshot or saved state).
+    var endPosition: Position {
+        Position(chunk: max(chunks.count - 1, 0), offset: chunks.last?.elements.count ?? 0)
+    }
+
     func contains(_ id: OpID) -> Bool { chunkOf[id] != nil }
 
     /// The position of the `index`-th visible element (0-based). Precondition: `index < visibleCount`.
