@@ -14,12 +14,18 @@ extension Document {
         if !pred.contains(existing.winner.id) { kept.append(existing.winner) }
         for s in existing.others where !pred.contains(s.id) { kept.append(s) }
         if let newSlot { kept.append(newSlot) }
-        guard !kept.isEmpty else { return nil }
+        return slots(from: kept)
+    }
+
+    /// Orders concurrent values: the highest op id wins, the others follow in descending order.
+    func slots(from values: [Slot]) -> Slots? {
+        guard !values.isEmpty else { return nil }
+        var others = values
         var best = 0
-        for i in 1..<kept.count where precedes(kept[best].id, kept[i].id) { best = i }
-        let winner = kept.remove(at: best)
-        kept.sort { precedes($1.id, $0.id) }
-        return Slots(winner: winner, others: kept)
+        for i in 1..<others.count where precedes(others[best].id, others[i].id) { best = i }
+        let winner = others.remove(at: best)
+        others.sort { precedes($1.id, $0.id) }
+        return Slots(winner: winner, others: others)
     }
 
     @inline(__always)
@@ -92,6 +98,29 @@ extension Document {
         }
         if case .make(let t) = action { createObject(t, id: id, parent: obj, key: key) }
         noteFieldWrite(obj: obj, key: key, lastID: id)
+    }
+
+    /// Inserts the element op `id` creates (a scalar or a new object; `action` is `.set` or `.make`).
+    func insertListElement(_ l: ListObject, at p: RGASequence<ListElement>.Position, obj: OpID, id: OpID, action: OpAction) {
+        l.sequence.insert(ListElement(id: id, slots: Slots(winner: Slot(id: id, value: slotValue(action)!))), at: p)
+        if case .make(let t) = action { createObject(t, id: id, parent: obj, key: nil) }
+        noteFieldWrite(obj: obj, key: nil, lastID: id)
+    }
+
+    /// Overwrites, deletes or increments the list element at `p` with op `id`.
+    func updateListElement(
+        _ l: ListObject, at p: RGASequence<ListElement>.Position, obj: OpID, id: OpID, action: OpAction, pred: Pred
+    ) {
+        if case .increment(let n) = action {
+            l.sequence.update(at: p) { el in
+                if let s = el.slots { el.slots = incremented(s, pred: pred, by: n) }
+            }
+        } else {
+            let newSlot = slotValue(action).map { Slot(id: id, value: $0) }
+            l.sequence.update(at: p) { el in el.slots = superseding(el.slots, pred: pred, with: newSlot) }
+            if case .make(let t) = action { createObject(t, id: id, parent: obj, key: nil) }
+        }
+        noteFieldWrite(obj: obj, key: nil, lastID: id)
     }
 
     /// Checks that a remote operation fits the document before anything is changed.
@@ -167,24 +196,14 @@ extension Document {
         case .list(let l):
             guard case .seq(let e) = op.key else { return }
             if op.insert {
-                guard let v = slotValue(op.action),
+                guard slotValue(op.action) != nil,
                       let p = l.sequence.insertionPosition(after: e, id: id, precedes: precedes)
                 else { return }
-                l.sequence.insert(ListElement(id: id, slots: Slots(winner: Slot(id: id, value: v))), at: p)
-                if case .make(let t) = op.action { createObject(t, id: id, parent: op.obj, key: nil) }
+                insertListElement(l, at: p, obj: op.obj, id: id, action: op.action)
             } else {
                 guard let p = l.sequence.position(of: e) else { return }
-                if case .increment(let n) = op.action {
-                    l.sequence.update(at: p) { el in
-                        if let s = el.slots { el.slots = incremented(s, pred: op.pred, by: n) }
-                    }
-                } else {
-                    let newSlot = slotValue(op.action).map { Slot(id: id, value: $0) }
-                    l.sequence.update(at: p) { el in el.slots = superseding(el.slots, pred: op.pred, with: newSlot) }
-                    if case .make(let t) = op.action { createObject(t, id: id, parent: op.obj, key: nil) }
-                }
+                updateListElement(l, at: p, obj: op.obj, id: id, action: op.action, pred: op.pred)
             }
-            noteFieldWrite(obj: op.obj, key: nil, lastID: id)
         case .text(let t):
             guard case .seq(let e) = op.key else { return }
             if op.insert {

@@ -105,9 +105,7 @@ extension Document {
         let position = l.sequence.positionAfterVisible(index - 1)
         let id = nextID()
         pending.append(Op(obj: obj, key: .seq(reference), insert: true, action: action, pred: .none))
-        l.sequence.insert(ListElement(id: id, slots: Slots(winner: Slot(id: id, value: slotValue(action)!))), at: position)
-        if case .make(let t) = action { createObject(t, id: id, parent: obj, key: nil) }
-        noteFieldWrite(obj: obj, key: nil, lastID: id)
+        insertListElement(l, at: position, obj: obj, id: id, action: action)
         bumpStateVersion()
         return id
     }
@@ -139,16 +137,8 @@ extension Document {
             pred = .one(element.slots!.winner.id)
         }
         let id = nextID()
-        let op = Op(obj: obj, key: .seq(element.id), insert: false, action: action, pred: pred)
-        pending.append(op)
-        if case .increment(let n) = action {
-            l.sequence.update(at: p) { el in el.slots = incremented(el.slots!, pred: pred, by: n) }
-        } else {
-            let newSlot = slotValue(action).map { Slot(id: id, value: $0) }
-            l.sequence.update(at: p) { el in el.slots = superseding(el.slots, pred: pred, with: newSlot) }
-            if case .make(let t) = action { createObject(t, id: id, parent: obj, key: nil) }
-        }
-        noteFieldWrite(obj: obj, key: nil, lastID: id)
+        pending.append(Op(obj: obj, key: .seq(element.id), insert: false, action: action, pred: pred))
+        updateListElement(l, at: p, obj: obj, id: id, action: action, pred: pred)
         bumpStateVersion()
         return id
     }

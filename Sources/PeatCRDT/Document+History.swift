@@ -19,7 +19,7 @@ extension Document {
         w.uleb(c.startOp)
         w.sleb(c.time)
         var deps = c.deps.map { hashes[Int($0)] } + c.externalDeps
-        deps.sort { ($0.a, $0.b, $0.c, $0.d) < ($1.a, $1.b, $1.c, $1.d) }
+        deps.sort()
         w.uleb(deps.count)
         for d in deps { w.raw(d.bytes) }
         var local: [UInt32: UInt32] = [c.actor: 0]
@@ -81,7 +81,7 @@ extension Document {
     public var heads: [ChangeHash] {
         if let last = headIndices.max() { ensureHashes(through: Int(last)) }
         var out = headIndices.map { hashes[Int($0)] } + externalHeads.keys
-        out.sort { ($0.a, $0.b, $0.c, $0.d) < ($1.a, $1.b, $1.c, $1.d) }
+        out.sort()
         return out
     }
 
@@ -158,7 +158,7 @@ extension Document {
         commit()
         var decoder = try ChangeBatchDecoder(batch)
         guard decoder.state == nil else { throw ByteReader.malformed("a saved document is not a change batch") }
-        let map = decoder.actors.map { index(of: $0) }
+        let map = mapping(for: decoder.actors)
         var applied = 0
         try decoder.forEachChange { (change) throws(PeatCRDTError) in
             let c = translate(change, map)
@@ -180,31 +180,40 @@ extension Document {
     /// Changes waiting for missing dependencies.
     public var queuedChangeCount: Int { queue.count }
 
-    func translate(_ c: DecodedChange, _ map: [UInt32]) -> DecodedChange {
+    /// How a batch's actor indices map to this document's (actors new to the document are added).
+    struct ActorMapping {
+        let indices: [UInt32]
+        /// True when every index maps to itself (batches from this document's own saves): ops need no rewrite.
+        let isIdentity: Bool
+    }
+
+    func mapping(for batchActors: [ActorID]) -> ActorMapping {
+        let indices = batchActors.map { index(of: $0) }
+        return ActorMapping(indices: indices, isIdentity: indices.enumerated().allSatisfy { $0.element == UInt32($0.offset) })
+    }
+
+    func translate(_ c: DecodedChange, _ mapping: ActorMapping) -> DecodedChange {
+        let map = mapping.indices
         var t = c
         t.actor = map[Int(c.actor)]
         t.deps = c.deps.map { (map[Int($0.actor)], $0.seq) }
-        // Op ids: identity when the batch table matches the document's (the common case: our own saves).
-        var identity = true
-        for (i, m) in map.enumerated() where m != UInt32(i) { identity = false; break }
-        if !identity {
-            t.ops = c.ops.map { op in
-                var o = op
-                if !o.obj.isZero { o.obj.actor = map[Int(o.obj.actor)] }
-                if case .seq(var e) = o.key, !e.isZero {
-                    e.actor = map[Int(e.actor)]
-                    o.key = .seq(e)
-                }
-                switch o.pred {
-                case .none: break
-                case .one(var p):
-                    p.actor = map[Int(p.actor)]
-                    o.pred = .one(p)
-                case .many(let ps):
-                    o.pred = .many(ps.map { OpID(counter: $0.counter, actor: map[Int($0.actor)]) })
-                }
-                return o
+        guard !mapping.isIdentity else { return t }
+        t.ops = c.ops.map { op in
+            var o = op
+            if !o.obj.isZero { o.obj.actor = map[Int(o.obj.actor)] }
+            if case .seq(var e) = o.key, !e.isZero {
+                e.actor = map[Int(e.actor)]
+                o.key = .seq(e)
             }
+            switch o.pred {
+            case .none: break
+            case .one(var p):
+                p.actor = map[Int(p.actor)]
+                o.pred = .one(p)
+            case .many(let ps):
+                o.pred = .many(ps.map { OpID(counter: $0.counter, actor: map[Int($0.actor)]) })
+            }
+            return o
         }
         return t
     }
@@ -235,22 +244,16 @@ extension Document {
                 return .notReady
             }
         }
-        // Validate every op before touching state, so a bad change leaves no trace.
+        // Validate every op before touching state, so a bad change leaves no trace. Only a change of
+        // several ops needs to track what its earlier ops create.
         var own = c.startOp
-        if c.ops.count == 1 {
-            var created: [OpID: ObjectType] = [:]
-            var createdDepth: [OpID: UInt8] = [:]
-            var inserted = Set<OpID>()
-            try validate(c.ops[0], id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth,
-                         inserted: &inserted, track: false)
-        } else {
-            var created: [OpID: ObjectType] = [:]
-            var createdDepth: [OpID: UInt8] = [:]
-            var inserted = Set<OpID>()
-            for op in c.ops {
-                try validate(op, id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth, inserted: &inserted)
-                own += op.action.width
-            }
+        var created: [OpID: ObjectType] = [:]
+        var createdDepth: [OpID: UInt8] = [:]
+        var inserted = Set<OpID>()
+        for op in c.ops {
+            try validate(op, id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth,
+                         inserted: &inserted, track: c.ops.count > 1)
+            own += op.action.width
         }
         own = c.startOp
         for op in c.ops {

@@ -22,9 +22,9 @@ extension Document {
     public convenience init(loading bytes: [UInt8], actor: ActorID) throws(PeatCRDTError) {
         self.init(actor: actor)
         var decoder = try ChangeBatchDecoder(bytes)
-        let map = decoder.actors.map { index(of: $0) }
+        let map = mapping(for: decoder.actors)
         if let state = decoder.state {
-            try decodeState(state, map)
+            try decodeState(state, map.indices)
             // History after the compaction point: already reflected in the state, kept for sync.
             try decoder.forEachChange { (change) throws(PeatCRDTError) in
                 let c = translate(change, map)
@@ -91,7 +91,7 @@ extension Document {
         }
         for table in [externalHeads, droppedHashes] {
             w.uleb(table.count)
-            for (h, v) in table.sorted(by: { ($0.key.a, $0.key.b) < ($1.key.a, $1.key.b) }) {
+            for (h, v) in table.sorted(by: { $0.key < $1.key }) {
                 w.raw(h.bytes)
                 w.uleb(UInt64(encoder.batchIndex(v.actor)))
                 w.uleb(v.seq)
@@ -110,20 +110,12 @@ extension Document {
                 switch slot.value {
                 case .scalar(let v):
                     w.byte(0)
-                    scalar(v)
+                    OpCodec.writeScalar(v, into: &w)
                 case .object(let t):
                     w.byte(1 + t.rawValue)
                     object(slot.id)
                 }
             }
-        }
-        func scalar(_ v: ScalarValue) {
-            let op = Op(obj: .zero, key: .map(""), insert: false, action: .set(v), pred: .none)
-            // Reuse the op codec's scalar form: header byte (type) + payload, minus the empty key.
-            var tmp = ByteWriter(capacity: 16)
-            OpCodec.encode(op, own: 1, actor: { $0 }, into: &tmp)
-            w.byte(tmp.bytes[0] & 0x0F)
-            w.raw(tmp.bytes[2...])
         }
         func object(_ oid: OpID) {
             switch objects[oid]! {
@@ -191,13 +183,7 @@ extension Document {
             guard !i.isZero, i.counter <= maxOp else { throw bad("op id out of range in state") }
         }
         func scalar() throws(PeatCRDTError) -> ScalarValue {
-            let type = try r.byte()
-            guard type >= OpCodec.Action.null.rawValue else { throw bad("not a scalar type") }
-            // Re-read through the op codec: build "header, empty key" then the payload from the stream.
-            var tmp = ByteReader([type | 0x40, 0] + Array(try r.raw(r.remaining)))
-            let op = try OpCodec.decode(own: 1, actorCount: 1, from: &tmp)
-            r = ByteReader(bytes, from: bytes.count - (tmp.end - tmp.offset))
-            guard case .set(let v) = op.action else { throw bad("not a scalar") }
+            guard let v = try OpCodec.readScalar(code: try r.byte(), from: &r) else { throw bad("not a scalar type") }
             return v
         }
         func slots(parent: OpID, field: String?, depth: Int) throws(PeatCRDTError) -> Slots? {
@@ -218,10 +204,7 @@ extension Document {
                     all.append(Slot(id: sid, value: .object(t)))
                 }
             }
-            var best = 0
-            for i in 1..<all.count where precedes(all[best].id, all[i].id) { best = i }
-            let winner = all.remove(at: best)
-            return Slots(winner: winner, others: all.sorted { precedes($1.id, $0.id) })
+            return self.slots(from: all)
         }
         func object(_ oid: OpID, depth: Int) throws(PeatCRDTError) {
             guard depth <= Self.maximumDepth else { throw bad("objects nested deeper than \(Self.maximumDepth)") }

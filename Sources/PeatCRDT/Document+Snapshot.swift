@@ -38,10 +38,7 @@ extension Document {
     func writeTree(_ slot: Slot, into w: inout ByteWriter) {
         switch slot.value {
         case .scalar(let s):
-            var tmp = ByteWriter(capacity: 16)
-            OpCodec.encode(Op(obj: .zero, key: .map(""), insert: false, action: .set(s), pred: .none), own: 1, actor: { $0 }, into: &tmp)
-            w.byte(tmp.bytes[0] & 0x0F)
-            w.raw(tmp.bytes[2...])
+            OpCodec.writeScalar(s, into: &w)
         case .object:
             switch objects[slot.id]! {
             case .map(let m):
@@ -55,9 +52,9 @@ extension Document {
                 w.byte(0x21)
                 w.uleb(l.sequence.visibleCount)
                 l.sequence.forEachVisible { writeTree($0.slots!.winner, into: &w) }
-            case .text:
+            case .text(let t):
                 w.byte(0x22)
-                w.string(text(objectID(slot.id)))
+                w.string(t.string)
             }
         }
     }
@@ -68,6 +65,16 @@ extension Document {
         case map([(String, Tree)])
         case list([Tree])
         case text(String)
+
+        /// The object type this tree creates; `nil` for a scalar.
+        var objectType: ObjectType? {
+            switch self {
+            case .scalar: nil
+            case .map: .map
+            case .list: .list
+            case .text: .text
+            }
+        }
     }
 
     static func readTree(_ r: inout ByteReader, depth: Int) throws(PeatCRDTError) -> Tree {
@@ -89,25 +96,10 @@ extension Document {
         case 0x22:
             return .text(try r.string())
         default:
-            guard tag >= OpCodec.Action.null.rawValue, tag <= OpCodec.Action.counter.rawValue else {
+            guard let v = try OpCodec.readScalar(code: tag, from: &r) else {
                 throw ByteReader.malformed("unknown snapshot value tag")
             }
-            return .scalar(try readScalar(tag: tag, &r))
-        }
-    }
-
-    static func readScalar(tag: UInt8, _ r: inout ByteReader) throws(PeatCRDTError) -> ScalarValue {
-        switch OpCodec.Action(rawValue: tag)! {
-        case .null: return .null
-        case .false: return .bool(false)
-        case .true: return .bool(true)
-        case .int: return .int(try r.sleb())
-        case .double: return .double(try r.double())
-        case .string: return .string(try r.string())
-        case .bytes: return .bytes(try r.data())
-        case .timestamp: return .timestamp(try r.sleb())
-        case .counter: return .counter(try r.sleb())
-        default: throw ByteReader.malformed("not a scalar")
+            return .scalar(v)
         }
     }
 
@@ -188,19 +180,16 @@ extension Document {
             return
         }
         root.tombstones[key] = nil
-        switch tree {
-        case .scalar(let s):
-            root.entries[key] = Slots(winner: Slot(id: v, value: .scalar(s)))
-        case .map, .list, .text:
-            let type: ObjectType = switch tree {
-            case .map: .map
-            case .list: .list
-            default: .text
-            }
-            root.entries[key] = Slots(winner: Slot(id: v, value: .object(type)))
-            createObject(type, id: v, parent: .zero, key: key)
-            fill(v, with: tree)
-        }
+        root.entries[key] = Slots(winner: slot(for: tree, id: v, parent: .zero, key: key))
+    }
+
+    /// A slot holding `tree` under op id `id`; a nested object is created and filled.
+    func slot(for tree: Tree, id: OpID, parent: OpID, key: String?) -> Slot {
+        if case .scalar(let s) = tree { return Slot(id: id, value: .scalar(s)) }
+        let type = tree.objectType!
+        createObject(type, id: id, parent: parent, key: key)
+        fill(id, with: tree)
+        return Slot(id: id, value: .object(type))
     }
 
     /// Writes a snapshot tree into a fresh object with local ids that belong to no change: the field's
@@ -210,21 +199,12 @@ extension Document {
             maxOp += 1
             return OpID(counter: maxOp, actor: 0)
         }
-        func slot(for item: Tree, parent: OpID) -> Slot {
-            let sid = fresh()
-            switch item {
-            case .scalar(let s): return Slot(id: sid, value: .scalar(s))
-            case .map: createObject(.map, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.map))
-            case .list: createObject(.list, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.list))
-            case .text: createObject(.text, id: sid, parent: parent, key: nil); fill(sid, with: item); return Slot(id: sid, value: .object(.text))
-            }
-        }
         switch (objects[id], tree) {
         case (.map(let m)?, .map(let members)):
-            for (k, item) in members { m.entries[k] = Slots(winner: slot(for: item, parent: id)) }
+            for (k, item) in members { m.entries[k] = Slots(winner: slot(for: item, id: fresh(), parent: id, key: nil)) }
         case (.list(let l)?, .list(let items)):
             for item in items {
-                let s = slot(for: item, parent: id)
+                let s = slot(for: item, id: fresh(), parent: id, key: nil)
                 let end = l.sequence.endPosition
                 l.sequence.insert(ListElement(id: s.id, slots: Slots(winner: s)), at: end)
             }

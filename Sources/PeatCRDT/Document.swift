@@ -58,6 +58,8 @@ public final class Document {
 
     /// Bumped on every state change (local or remote); lets sync tell "changed since I last sent".
     public private(set) var stateVersion: UInt64 = 0
+    /// The last LatestOnly snapshot and digest, valid while `stateVersion` is unchanged.
+    var snapshotCache: (stateVersion: UInt64, snapshot: [UInt8], digest: [UInt8])? = nil
 
     /// Creates an empty document written by `actor`.
     public init(actor: ActorID) {
@@ -181,9 +183,7 @@ public final class Document {
     /// The content of a text object.
     public func text(_ object: ObjectID) -> String {
         guard let t = textObject(object) else { return "" }
-        var scalars = String.UnicodeScalarView()
-        t.sequence.forEachVisible { scalars.append($0.scalar) }
-        return String(scalars)
+        return t.string
     }
 
     /// The version vector: per actor, the highest sequence number this document contains.

@@ -98,8 +98,8 @@ extension Document {
             out.reserveCapacity(l.sequence.visibleCount)
             l.sequence.forEachVisible { e in out.append(json(of: e.slots!.winner)) }
             return .array(out)
-        case .text:
-            return .string(text(objectID(id)))
+        case .text(let t):
+            return .string(t.string)
         }
     }
 

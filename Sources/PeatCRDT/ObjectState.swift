@@ -48,6 +48,13 @@ final class ListObject {
 final class TextObject {
     var sequence = RGASequence<TextElement>()
     init() {}
+
+    /// The visible characters.
+    var string: String {
+        var scalars = String.UnicodeScalarView()
+        sequence.forEachVisible { scalars.append($0.scalar) }
+        return String(scalars)
+    }
 }
 
 /// The live state of one object of a document.

@@ -22,21 +22,10 @@ public struct SyncState: Sendable {
 
     public init() {}
 
-    /// Messages this state has produced and consumed (for tests and metrics).
-    public private(set) var messagesSent = 0
-    public private(set) var messagesReceived = 0
-
-    mutating func noteSent() { messagesSent += 1 }
-    mutating func noteReceived() { messagesReceived += 1 }
     mutating func learned(_ v: VersionVector) { theirVersion = theirVersion?.merged(with: v) ?? v }
     mutating func sent(_ v: VersionVector, withChanges: Bool) {
         sentVersion = v
         if withChanges { deliveredVersion = v }
-    }
-    mutating func setDigests(theirs: [UInt8]?) { if let theirs { theirDigest = theirs } }
-    mutating func sentSnapshot(digest: [UInt8], state: UInt64?) {
-        sentDigest = digest
-        if let state { sentSnapshotOfState = state }
     }
 }
 
@@ -52,7 +41,16 @@ enum SyncMessage {
 }
 
 extension Document {
-    func snapshotDigest(_ snapshot: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: snapshot).prefix(16)) }
+    /// The LatestOnly snapshot and its 16-byte digest, rebuilt only after the state changed: periodic
+    /// anti-entropy between replicas in sync costs a comparison, not an encoding and a hash.
+    func latestSnapshotAndDigest() -> (snapshot: [UInt8], digest: [UInt8]) {
+        commit()
+        if let cached = snapshotCache, cached.stateVersion == stateVersion { return (cached.snapshot, cached.digest) }
+        let snapshot = latestSnapshot()
+        let digest = Array(SHA256.hash(data: snapshot).prefix(16))
+        snapshotCache = (stateVersion, snapshot, digest)
+        return (snapshot, digest)
+    }
 
     /// The next message for the peer described by `state`, or `nil` when it needs nothing.
     public func generateSyncMessage(_ state: inout SyncState, mode: SyncMode) -> [UInt8]? {
@@ -61,18 +59,18 @@ extension Document {
         w.byte(SyncMessage.version)
         switch mode {
         case .latestOnly:
-            let snapshot = latestSnapshot()
-            let digest = snapshotDigest(snapshot)
+            let (snapshot, digest) = latestSnapshotAndDigest()
             let theyDiffer = state.theirDigest != digest
             if theyDiffer, state.theirDigest != nil || state.sentDigest != nil, state.sentSnapshotOfState != stateVersion {
                 w.byte(SyncMessage.latest)
                 w.data(digest)
                 w.data(snapshot)
-                state.sentSnapshot(digest: digest, state: stateVersion)
+                state.sentDigest = digest
+                state.sentSnapshotOfState = stateVersion
             } else if state.sentDigest != digest {
                 w.byte(SyncMessage.latest)
                 w.data(digest)
-                state.sentSnapshot(digest: digest, state: nil)
+                state.sentDigest = digest
             } else {
                 return nil
             }
@@ -89,7 +87,7 @@ extension Document {
                 } else {
                     w.byte(SyncMessage.historySnapshot)
                     ours.encode(into: &w)
-                    w.data(latestSnapshot())
+                    w.data(latestSnapshotAndDigest().snapshot)
                 }
             } else if state.sentVersion != ours {
                 w.byte(SyncMessage.history)
@@ -100,7 +98,6 @@ extension Document {
             }
             state.sent(ours, withChanges: withChanges)
         }
-        state.noteSent()
         return w.bytes
     }
 
@@ -112,7 +109,6 @@ extension Document {
         var r = ByteReader(message)
         guard try r.byte() == SyncMessage.version else { throw PeatCRDTError(.unsupportedVersion, "sync message format") }
         let kind = try r.byte()
-        state.noteReceived()
         switch kind {
         case SyncMessage.latest:
             guard case .latestOnly = mode else { throw PeatCRDTError(.invalidChange, "snapshot for a \(mode) document") }
@@ -121,7 +117,7 @@ extension Document {
             let snapshot = r.isAtEnd ? nil : try r.data()
             guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes in sync message") }
             if let snapshot { try mergeLatestSnapshot(snapshot) }
-            state.setDigests(theirs: digest)
+            state.theirDigest = digest
         case SyncMessage.history, SyncMessage.historySnapshot:
             if case .latestOnly = mode { throw PeatCRDTError(.invalidChange, "history for a LatestOnly document") }
             let theirs = try VersionVector(from: &r)

@@ -1,5 +1,5 @@
 /// The SHA-256 hash of a change's canonical encoding: its identity in dependency lists.
-public struct ChangeHash: Hashable, Sendable, CustomStringConvertible {
+public struct ChangeHash: Hashable, Comparable, Sendable, CustomStringConvertible {
     let a: UInt64, b: UInt64, c: UInt64, d: UInt64
 
     init(a: UInt64, b: UInt64, c: UInt64, d: UInt64) {
@@ -22,6 +22,9 @@ public struct ChangeHash: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { ActorID(high: a, low: b).description + ActorID(high: c, low: d).description }
+
+    /// Byte order (canonical encodings list hashes sorted).
+    public static func < (x: ChangeHash, y: ChangeHash) -> Bool { (x.a, x.b, x.c, x.d) < (y.a, y.b, y.c, y.d) }
 }
 
 /// Per actor, the highest change sequence number a replica has: the version summary sync exchanges.

@@ -7,12 +7,6 @@ struct DecodedChange {
     var deps: [(actor: UInt32, seq: UInt64)]
     var externalDeps: [ChangeHash]
     var ops: [Op]
-
-    var width: UInt64 {
-        var w: UInt64 = 0
-        for op in ops { w += op.action.width }
-        return w
-    }
 }
 
 /// The compact encoding of a sequence of changes, used for saved documents and sync messages.
@@ -73,7 +67,7 @@ struct ChangeBatchEncoder {
     private mutating func prefix(
         kind: ChangeBatch.Kind, actor docActor: UInt32, seq: UInt64, startOp: UInt64,
         extraFlags: UInt8, times: ArraySlice<Int64>, count: Int?
-    ) -> UInt32 {
+    ) {
         let a = batchIndex(docActor)
         var header = kind.rawValue | extraFlags
         if a == previousActor { header |= ChangeBatch.actorSame }
@@ -99,7 +93,6 @@ struct ChangeBatchEncoder {
             }
         }
         previousActor = a
-        return a
     }
 
     private func mapper() -> (UInt32) -> UInt32 {
@@ -179,32 +172,32 @@ struct ChangeBatchEncoder {
         return (n, step)
     }
 
-    private mutating func appendTextRun(_ run: ArraySlice<StoredChange>) {
+    /// A run record: the common prefix, the object and the first key, then the kind's `tail`.
+    private mutating func appendRun(_ run: ArraySlice<StoredChange>, kind: ChangeBatch.Kind, tail: (inout ByteWriter) -> Void) {
         let first = run.first!
         for c in run { register(c.ops[0]) }
-        _ = prefix(kind: .textRun, actor: first.actor, seq: first.seq, startOp: first.startOp, extraFlags: 0,
-                   times: ArraySlice(run.map(\.time)), count: run.count)
+        prefix(kind: kind, actor: first.actor, seq: first.seq, startOp: first.startOp, extraFlags: 0,
+               times: ArraySlice(run.map(\.time)), count: run.count)
         let map = mapper()
         OpCodec.writeID(first.ops[0].obj, own: first.startOp, actor: map, into: &body)
-        guard case .seq(let reference) = first.ops[0].key else { return }
-        OpCodec.writeID(reference, own: first.startOp, actor: map, into: &body)
-        var text = ""
-        for c in run { if case .text(let s, _) = c.ops[0].action { text += s } }
-        body.string(text)
-        finish(run.last!, count: UInt64(run.count))
+        guard case .seq(let key) = first.ops[0].key else { return }
+        OpCodec.writeID(key, own: first.startOp, actor: map, into: &body)
+        tail(&body)
+        finish(run.last!)
     }
 
+    /// Characters typed one after another: the first one's reference, then the string.
+    private mutating func appendTextRun(_ run: ArraySlice<StoredChange>) {
+        appendRun(run, kind: .textRun) { body in
+            var text = ""
+            for c in run { if case .text(let s, _) = c.ops[0].action { text += s } }
+            body.string(text)
+        }
+    }
+
+    /// Characters deleted one after another: the first target, then the id step between targets.
     private mutating func appendDeleteRun(_ run: ArraySlice<StoredChange>, step: Int64) {
-        let first = run.first!
-        for c in run { register(c.ops[0]) }
-        _ = prefix(kind: .deleteRun, actor: first.actor, seq: first.seq, startOp: first.startOp, extraFlags: 0,
-                   times: ArraySlice(run.map(\.time)), count: run.count)
-        let map = mapper()
-        OpCodec.writeID(first.ops[0].obj, own: first.startOp, actor: map, into: &body)
-        guard case .seq(let target) = first.ops[0].key else { return }
-        OpCodec.writeID(target, own: first.startOp, actor: map, into: &body)
-        body.sleb(step)
-        finish(run.last!, count: UInt64(run.count))
+        appendRun(run, kind: .deleteRun) { $0.sleb(step) }
     }
 
     private mutating func appendChange(_ c: StoredChange, dep: (Int32) -> (UInt32, UInt64)) {
@@ -214,7 +207,7 @@ struct ChangeBatchEncoder {
         var flags: UInt8 = 0
         if !deps.isEmpty || !c.externalDeps.isEmpty { flags |= ChangeBatch.hasDeps }
         if c.ops.count == 1 { flags |= ChangeBatch.singleOp }
-        _ = prefix(kind: .change, actor: c.actor, seq: c.seq, startOp: c.startOp, extraFlags: flags,
+        prefix(kind: .change, actor: c.actor, seq: c.seq, startOp: c.startOp, extraFlags: flags,
                    times: [c.time], count: nil)
         if flags & ChangeBatch.hasDeps != 0 {
             body.uleb(deps.count + c.externalDeps.count)
@@ -235,10 +228,10 @@ struct ChangeBatchEncoder {
             OpCodec.encode(op, own: own, actor: map, into: &body)
             own += op.action.width
         }
-        finish(c, count: 1)
+        finish(c)
     }
 
-    private mutating func finish(_ last: StoredChange, count: UInt64) {
+    private mutating func finish(_ last: StoredChange) {
         lastSeq[Int(docToBatch[Int(last.actor)])] = last.seq
         previousEnd = last.startOp + last.width
     }

@@ -77,14 +77,39 @@ enum OpCodec {
         case .make, .delete: break
         case .increment(let n): w.sleb(n)
         case .text(let s, _): w.string(s)
-        case .set(let v):
-            switch v {
-            case .null, .bool: break
-            case .int(let n), .timestamp(let n), .counter(let n): w.sleb(n)
-            case .double(let d): w.double(d)
-            case .string(let s): w.string(s)
-            case .bytes(let b): w.data(b)
-            }
+        case .set(let v): writePayload(v, into: &w)
+        }
+    }
+
+    /// A scalar on its own (saved state, snapshots): its code byte, then its payload.
+    static func writeScalar(_ v: ScalarValue, into w: inout ByteWriter) {
+        w.byte(code(.set(v)).rawValue)
+        writePayload(v, into: &w)
+    }
+
+    private static func writePayload(_ v: ScalarValue, into w: inout ByteWriter) {
+        switch v {
+        case .null, .bool: break
+        case .int(let n), .timestamp(let n), .counter(let n): w.sleb(n)
+        case .double(let d): w.double(d)
+        case .string(let s): w.string(s)
+        case .bytes(let b): w.data(b)
+        }
+    }
+
+    /// Reads the payload of the scalar with code byte `code`; `nil` when `code` is not a scalar code.
+    static func readScalar(code: UInt8, from r: inout ByteReader) throws(PeatCRDTError) -> ScalarValue? {
+        switch Action(rawValue: code) {
+        case .null?: return .null
+        case .false?: return .bool(false)
+        case .true?: return .bool(true)
+        case .int?: return .int(try r.sleb())
+        case .double?: return .double(try r.double())
+        case .string?: return .string(try r.string())
+        case .bytes?: return .bytes(try r.data())
+        case .timestamp?: return .timestamp(try r.sleb())
+        case .counter?: return .counter(try r.sleb())
+        default: return nil
         }
     }
 
@@ -122,15 +147,8 @@ enum OpCodec {
             let width = s.unicodeScalars.count
             guard width > 0, width <= Int(UInt32.max) else { throw ByteReader.malformed("empty text insert") }
             decoded = .text(s, width: UInt32(width))
-        case .null: decoded = .set(.null)
-        case .false: decoded = .set(.bool(false))
-        case .true: decoded = .set(.bool(true))
-        case .int: decoded = .set(.int(try r.sleb()))
-        case .double: decoded = .set(.double(try r.double()))
-        case .string: decoded = .set(.string(try r.string()))
-        case .bytes: decoded = .set(.bytes(try r.data()))
-        case .timestamp: decoded = .set(.timestamp(try r.sleb()))
-        case .counter: decoded = .set(.counter(try r.sleb()))
+        case .null, .false, .true, .int, .double, .string, .bytes, .timestamp, .counter:
+            decoded = .set(try readScalar(code: action.rawValue, from: &r)!)
         }
         if insert, case .map = key { throw ByteReader.malformed("insert with a map key") }
         return Op(obj: obj, key: key, insert: insert, action: decoded, pred: pred)
