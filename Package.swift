@@ -148,10 +148,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Not a product: helpers shared by the test targets.
+        .target(
+            name: "PeatTestSupport",
+            dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            path: "Tests/PeatTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PeatCRDTTests",
             dependencies: [
                 "PeatCRDT",
+                "PeatTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
@@ -161,6 +169,7 @@ let package = Package(
             dependencies: [
                 "PeatIdentity",
                 .product(name: "Crypto", package: "swift-crypto"),
+                "PeatTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Vectors"],
@@ -208,6 +217,7 @@ let package = Package(
                 "PeatIdentity",
                 "PeatTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                "PeatTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings

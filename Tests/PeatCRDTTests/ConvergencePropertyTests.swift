@@ -1,3 +1,4 @@
+import PeatTestSupport
 import PropertyBased
 import Testing
 @testable import PeatCRDT
@@ -7,7 +8,7 @@ struct ConvergencePropertyTests {
     /// Three replicas edit concurrently; every change batch is delivered to every other replica in a
     /// random order, some twice, some merged into bigger batches. All end byte-identical.
     @Test func anyDeliveryOrderDuplicationAndBatchingConverges() async throws {
-        await propertyCheck(count: 60, input: Gen<UInt64>.value()) { seed in
+        await throwingPropertyCheck(count: 60, input: Gen<UInt64>.value()) { seed in
             var rng = SeededRandom(seed: seed)
             let replicas = (1...3).map { Document(actor: actor(UInt8($0))) }
             var batches: [[UInt8]] = []
@@ -37,7 +38,7 @@ struct ConvergencePropertyTests {
     /// The sync protocol between every pair terminates and leaves all replicas identical; applying
     /// everything again changes nothing (idempotence).
     @Test func pairwiseSyncTerminatesAndIsIdempotent() async throws {
-        await propertyCheck(count: 40, input: Gen<UInt64>.value()) { seed in
+        await throwingPropertyCheck(count: 40, input: Gen<UInt64>.value()) { seed in
             var rng = SeededRandom(seed: seed)
             let replicas = (1...3).map { Document(actor: actor(UInt8($0))) }
             for round in 0..<4 {
@@ -60,7 +61,7 @@ struct ConvergencePropertyTests {
     }
 
     @Test func saveLoadRoundTripsStateAndHistory() async throws {
-        await propertyCheck(count: 60, input: Gen<UInt64>.value()) { seed in
+        await throwingPropertyCheck(count: 60, input: Gen<UInt64>.value()) { seed in
             var rng = SeededRandom(seed: seed)
             let a = Document(actor: actor(1))
             let b = Document(actor: actor(2))
@@ -83,7 +84,7 @@ struct ConvergencePropertyTests {
     /// Compaction drops history and never changes the materialised state; the compacted document
     /// still merges later changes, and a peer that needs dropped history gets a snapshot instead.
     @Test func compactionPreservesStateAndKeepsSyncing() async throws {
-        await propertyCheck(count: 40, input: Gen<UInt64>.value()) { seed in
+        await throwingPropertyCheck(count: 40, input: Gen<UInt64>.value()) { seed in
             var rng = SeededRandom(seed: seed)
             let a = Document(actor: actor(1))
             let b = Document(actor: actor(2))

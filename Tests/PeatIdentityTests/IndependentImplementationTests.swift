@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PeatIdentity
+import PeatTestSupport
 import PropertyBased
 import Testing
 
@@ -20,7 +21,7 @@ struct IndependentImplementationTests {
     static let contexts = Gen<Character>.character(in: " "..."\u{2FF}").string(of: 0...40)
 
     @Test func deviceIdentityAgreesForRandomSeedsAndContexts() async throws {
-        await propertyCheck(count: 300, input: Gen<UInt8>.value().array(of: 0...96), Self.contexts) { seed, context in
+        await throwingPropertyCheck(count: 300, input: Gen<UInt8>.value().array(of: 0...96), Self.contexts) { seed, context in
             let keypair = DeviceKeypair.fromSeed(seed, context: context)
             let expected = try Self.reference(seed: seed, context: context)
             #expect(keypair.publicKey.rawRepresentation == expected.publicKey)
@@ -29,7 +30,7 @@ struct IndependentImplementationTests {
     }
 
     @Test func signaturesVerifyAcrossImplementations() async throws {
-        await propertyCheck(count: 100, input: Gen<UInt8>.value().array(of: 0...300)) { message in
+        await throwingPropertyCheck(count: 100, input: Gen<UInt8>.value().array(of: 0...300)) { message in
             let keypair = DeviceKeypair.generate()
             let signature = keypair.sign(message)
             let theirKey = try Curve25519.Signing.PublicKey(rawRepresentation: keypair.publicKey.rawRepresentation)
@@ -43,7 +44,7 @@ struct IndependentImplementationTests {
 
     @Test func hkdfAgreesForRandomInputs() async throws {
         let byteArrays = Gen<UInt8>.value().array(of: 0...80)
-        await propertyCheck(count: 200, input: byteArrays, byteArrays, byteArrays, Gen.int(in: 1...200)) { ikm, salt, info, length in
+        await throwingPropertyCheck(count: 200, input: byteArrays, byteArrays, byteArrays, Gen.int(in: 1...200)) { ikm, salt, info, length in
             let ours = try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: salt, info: info, outputByteCount: length)
             let theirs = HKDF<Crypto.SHA256>.deriveKey(
                 inputKeyMaterial: SymmetricKey(data: ikm), salt: salt, info: info, outputByteCount: length)
@@ -52,7 +53,7 @@ struct IndependentImplementationTests {
     }
 
     @Test func hmacAgreesForKeysOfAnyLength() async throws {
-        await propertyCheck(count: 200, input: Gen<UInt8>.value().array(of: 0...200), Gen<UInt8>.value().array(of: 0...200)) { key, message in
+        await throwingPropertyCheck(count: 200, input: Gen<UInt8>.value().array(of: 0...200), Gen<UInt8>.value().array(of: 0...200)) { key, message in
             let ours = HMACSHA256.authenticationCode(for: message, key: key)
             let theirs = HMAC<Crypto.SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
             #expect(ours == Array(theirs))
@@ -60,7 +61,7 @@ struct IndependentImplementationTests {
     }
 
     @Test func formationKeyAgreesForRandomSecrets() async throws {
-        await propertyCheck(count: 100, input: Gen<UInt8>.value().array(of: 16...64), Self.contexts) { secret, formationID in
+        await throwingPropertyCheck(count: 100, input: Gen<UInt8>.value().array(of: 16...64), Self.contexts) { secret, formationID in
             let shared = secret.count == 32 ? secret : Array(Crypto.SHA256.hash(data: secret))
             let hmacKey = HKDF<Crypto.SHA256>.deriveKey(
                 inputKeyMaterial: SymmetricKey(data: shared), salt: Data(formationID.utf8),

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PeatTestSupport
 import PropertyBased
 import Testing
 
@@ -86,7 +87,7 @@ struct IdentityCommandTests {
 
     @Test func agreesWithIndependentImplementationForArbitrarySecretsAndContexts() async throws {
         let contexts = Gen<Character>.character(in: "!"..."\u{10FF}").string(of: 1...48)
-        await propertyCheck(count: 40, input: Gen<UInt8>.value().array(of: 16...128), contexts, Gen.bool) { secret, context, viaContextVariable in
+        await throwingPropertyCheck(count: 40, input: Gen<UInt8>.value().array(of: 16...128), contexts, Gen.bool) { secret, context, viaContextVariable in
             var environment = ["PEAT_FORMATION_SECRET": Data(secret).base64EncodedString()]
             environment[viaContextVariable ? "PEAT_IDENTITY_CONTEXT" : "HOSTNAME"] = context
             let result = try NodeProcess.run(["identity"], environment: environment)
