@@ -25,19 +25,22 @@ extension Document {
         let map = mapping(for: decoder.actors)
         if let state = decoder.state {
             try decodeState(state, map.indices)
-            // History after the compaction point: already reflected in the state, kept for sync.
+            // History since the compaction point: already reflected in the state, kept for sync. Each
+            // actor's changes continue its history base, up to the version the state section recorded.
+            let stateSeqs = seqs
             try decoder.forEachChange { (change) throws(PeatCRDTError) in
                 let c = translate(change, map)
-                guard c.seq == seqs[Int(c.actor)] + 1 || (log.isEmpty && c.seq == historyBase[Int(c.actor)] + 1) else {
+                let a = Int(c.actor)
+                guard c.seq == historyBase[a] + UInt64(actorLog[a].count) + 1, c.seq <= stateSeqs[a] else {
                     throw PeatCRDTError(.invalidChange, "saved history out of order")
                 }
                 var stored = StoredChange(actor: c.actor, seq: c.seq, startOp: c.startOp, time: c.time,
                                           deps: c.deps.compactMap { logIndex(actor: $0.actor, seq: $0.seq) }, ops: c.ops)
                 stored.externalDeps = c.externalDeps
-                let previousSeq = seqs[Int(c.actor)]
-                seqs[Int(c.actor)] = c.seq - 1
                 appendToLog(stored)
-                seqs[Int(c.actor)] = max(previousSeq, c.seq)
+            }
+            guard seqs.indices.allSatisfy({ historyBase[$0] + UInt64(actorLog[$0].count) == stateSeqs[$0] }) else {
+                throw PeatCRDTError(.invalidChange, "saved history ends before the saved state's version")
             }
         } else {
             try decoder.forEachChange { (change) throws(PeatCRDTError) in
@@ -83,8 +86,10 @@ extension Document {
             if !o.isZero { w.uleb(UInt64(encoder.batchIndex(o.actor))) }
         }
         w.uleb(maxOp)
-        w.uleb(actors.count)
-        for a in actors.indices {
+        // Actors that never wrote (this replica's own, until it does) have nothing to record.
+        let writers = actors.indices.filter { seqs[$0] > 0 }
+        w.uleb(writers.count)
+        for a in writers {
             w.uleb(UInt64(encoder.batchIndex(UInt32(a))))
             w.uleb(seqs[a])
             w.uleb(historyBase[a])

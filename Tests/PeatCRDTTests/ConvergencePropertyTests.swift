@@ -102,6 +102,12 @@ struct ConvergencePropertyTests {
             for _ in 0..<3 { try randomEdit(a, &rng); try randomEdit(b, &rng) }
             try syncPair(a, b)
             #expect(a.toJSON() == b.toJSON(), "seed \(seed)")
+            // State section plus the history since compaction: loads back to the same state and history.
+            let again = try Document(loading: a.save(), actor: actor(4))
+            #expect(again.toJSON() == a.toJSON())
+            #expect(again.version == a.version)
+            #expect(again.heads == a.heads)
+            #expect(again.save() == a.save())
         }
     }
 }
