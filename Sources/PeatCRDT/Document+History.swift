@@ -173,7 +173,6 @@ extension Document {
             }
         }
         if !queue.isEmpty, applied > 0 { applied += try drainQueue() }
-        if applied > 0 { bumpStateVersion() }
         return applied
     }
 
@@ -264,6 +263,8 @@ extension Document {
         var stored = StoredChange(actor: c.actor, seq: c.seq, startOp: c.startOp, time: c.time, deps: deps, ops: c.ops)
         stored.externalDeps = external
         appendToLog(stored)
+        // Per change, so state applied before a later change fails still counts as changed.
+        bumpStateVersion()
         return .applied
     }
 
