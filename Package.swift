@@ -67,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "PeatStorage",
-            dependencies: ["PeatCRDT", "CLMDB"],
+            dependencies: ["CLMDB"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -50,7 +50,7 @@ public struct DocumentKey: Hashable, Sendable, Comparable, CustomStringConvertib
 /// A stored document: opaque bytes (the document engine's encoding) plus bookkeeping.
 public struct StoredDocument: Sendable, Equatable {
     public let key: DocumentKey
-    /// The document's encoded state; empty for a tombstone.
+    /// The document's encoded state; for a tombstone, empty or what `WriteOperation.tombstone` kept.
     public let value: [UInt8]
     /// The store-wide write sequence number of the last write to this key (for conditional writes).
     public let version: UInt64
@@ -78,10 +78,23 @@ public enum WriteOperation: Sendable, Equatable {
     case put(DocumentKey, [UInt8], ifVersion: UInt64? = nil)
     /// Replace the document with a tombstone.
     case delete(DocumentKey, ifVersion: UInt64? = nil)
+    /// Replace the document with a tombstone that keeps `value`: the document engine's record of
+    /// the deletion (for example the state a later merge must compare against). Listing, `get` and
+    /// statistics treat it like any tombstone; `document(_:)` and `scan` return the value.
+    case tombstone(DocumentKey, [UInt8], ifVersion: UInt64? = nil)
 
     var key: DocumentKey {
         switch self {
-        case .put(let key, _, _), .delete(let key, _): key
+        case .put(let key, _, _), .delete(let key, _), .tombstone(let key, _, _): key
+        }
+    }
+
+    /// The condition, the value written and whether it is a tombstone.
+    var parts: (ifVersion: UInt64?, value: [UInt8], isTombstone: Bool) {
+        switch self {
+        case .put(_, let value, let ifVersion): (ifVersion, value, false)
+        case .delete(_, let ifVersion): (ifVersion, [], true)
+        case .tombstone(_, let value, let ifVersion): (ifVersion, value, true)
         }
     }
 }

@@ -31,22 +31,13 @@ public final class InMemoryDocumentStore: DocumentStore {
             for operation in operations {
                 let key = operation.key
                 let current = working.documents[key]?.version ?? 0
-                let expected: UInt64?
-                switch operation {
-                case .put(_, _, let ifVersion), .delete(_, let ifVersion): expected = ifVersion
-                }
+                let (expected, value, isTombstone) = operation.parts
                 if let expected, expected != current {
                     return .failure(StorageError(
                         code: .versionConflict, message: "\(key) is at version \(current), not \(expected)"))
                 }
                 working.sequence += 1
-                let document: StoredDocument
-                switch operation {
-                case .put(_, let value, _):
-                    document = StoredDocument(key: key, value: value, version: working.sequence, isTombstone: false)
-                case .delete:
-                    document = StoredDocument(key: key, value: [], version: working.sequence, isTombstone: true)
-                }
+                let document = StoredDocument(key: key, value: value, version: working.sequence, isTombstone: isTombstone)
                 working.documents[key] = document
                 written.append(document)
                 changes.append(DocumentChange(

@@ -210,26 +210,14 @@ public final class LMDBDocumentStore: DocumentStore {
             }
             // Versions written earlier in this batch, so conditions see the batch's own writes
             // (tracked only when some operation is conditional).
-            let tracksPending = operations.contains { operation in
-                switch operation {
-                case .put(_, _, let ifVersion), .delete(_, let ifVersion): ifVersion != nil
-                }
-            }
+            let tracksPending = operations.contains { $0.parts.ifVersion != nil }
             var pending: [DocumentKey: UInt64] = [:]
             var written: [StoredDocument] = []
             written.reserveCapacity(operations.count)
             for operation in operations {
                 let key = operation.key
                 let encodedKey = Self.encode(key)
-                let expected: UInt64?
-                let payload: [UInt8]
-                let tombstone: Bool
-                switch operation {
-                case .put(_, let value, let ifVersion):
-                    (expected, payload, tombstone) = (ifVersion, value, false)
-                case .delete(_, let ifVersion):
-                    (expected, payload, tombstone) = (ifVersion, [], true)
-                }
+                let (expected, payload, tombstone) = operation.parts
                 if let expected {
                     let current: UInt64
                     if let written = pending[key] {

@@ -50,6 +50,30 @@ struct DocumentStoreConformanceTests {
     }
 
     @Test(arguments: Kind.allCases)
+    func tombstoneCanKeepTheEnginesRecordAndBeRevived(_ kind: Kind) async throws {
+        try await Self.withStore(kind) { store in
+            let key = Self.key("beacons", "b1")
+            let live = try store.put(key, [1, 2, 3])
+            let changes = store.changes()
+            let tombstone = try store.apply([.tombstone(key, [9, 9], ifVersion: live.version)], origin: .remote(peer: "p"))[0]
+            #expect(tombstone.isTombstone && tombstone.value == [9, 9] && tombstone.version > live.version)
+            #expect(try store.get(key) == nil)
+            #expect(try store.document(key) == tombstone)
+            #expect(try store.list("beacons", after: nil, limit: 10).documents.isEmpty)
+            #expect(try store.scan("beacons") == [tombstone])
+            let statistics = try store.statistics()
+            #expect(statistics.liveDocuments == 0 && statistics.tombstones == 1)
+            var iterator = changes.makeAsyncIterator()
+            guard case .changed(let change)? = await iterator.next() else { Issue.record("no change event"); return }
+            #expect(change.key == key && change.kind == .delete && change.version == tombstone.version && change.origin == .remote(peer: "p"))
+            // A stale condition fails; a put revives the key.
+            #expect(throws: StorageError.self) { try store.apply([.tombstone(key, [], ifVersion: live.version)], origin: .local) }
+            try store.put(key, [4])
+            #expect(try store.get(key)?.value == [4])
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
     func batchesAreAtomic(_ kind: Kind) async throws {
         try await Self.withStore(kind) { store in
             let a = Self.key("tracks", "a")
