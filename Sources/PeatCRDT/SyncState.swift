@@ -148,3 +148,49 @@ extension Document {
         bumpStateVersion()
     }
 }
+
+extension SyncState {
+    /// What the peer itself reported — its version vector (history modes) and its snapshot digest
+    /// (LatestOnly) — in a compact form to keep between connections, so a reconnecting or restarted
+    /// replica sends only what the peer lacks. Nothing sent but unconfirmed is kept: that is sent again.
+    public func persistentBytes() -> [UInt8] {
+        var w = ByteWriter(capacity: 40)
+        w.byte(1)
+        w.byte((theirVersion == nil ? 0 : 1) | (theirDigest == nil ? 0 : 2))
+        theirVersion?.encode(into: &w)
+        if let theirDigest { w.data(theirDigest) }
+        return w.bytes
+    }
+
+    /// Restores `persistentBytes()` output. Use it only while the peer is the same store incarnation
+    /// that reported it: a peer that lost its data no longer has what it reported.
+    /// - Throws: `PeatCRDTError` on malformed input.
+    public init(restoring bytes: [UInt8]) throws(PeatCRDTError) {
+        var r = ByteReader(bytes)
+        guard try r.byte() == 1 else { throw PeatCRDTError(.unsupportedVersion, "persisted sync state format") }
+        let flags = try r.byte()
+        guard flags & ~3 == 0 else { throw ByteReader.malformed("persisted sync state flags") }
+        if flags & 1 != 0 { theirVersion = try VersionVector(from: &r) }
+        if flags & 2 != 0 {
+            let digest = try r.data()
+            guard digest.count == 16 else { throw ByteReader.malformed("digest length") }
+            theirDigest = digest
+        }
+        guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes in persisted sync state") }
+    }
+}
+
+extension Document {
+    /// A 16-byte digest that two replicas share exactly when they hold the same state for `mode`:
+    /// the LatestOnly snapshot digest, or a hash of the version vector for the history modes.
+    /// Cached until the state changes, so comparing replicas is cheap.
+    public func syncDigest(mode: SyncMode) -> [UInt8] {
+        switch mode {
+        case .latestOnly:
+            return latestSnapshotAndDigest().digest
+        case .fullHistory, .windowedHistory:
+            commit()
+            return Array(SHA256.hash(data: version.encoded()).prefix(16))
+        }
+    }
+}

@@ -20,6 +20,37 @@ struct SyncTests {
         #expect(b.generateSyncMessage(&sb, mode: .fullHistory) == nil)
     }
 
+    @Test(arguments: [SyncMode.fullHistory, .latestOnly])
+    func restoredSyncStateSendsOnlyWhatThePeerLacksInOneMessage(_ mode: SyncMode) throws {
+        let a = Document(actor: actor(1))
+        for i in 0..<50 {
+            try a.put(.root, "k\(i)", .string(String(repeating: "x", count: 100)))
+            a.commit()
+        }
+        let b = Document(actor: actor(2))
+        var sa = SyncState()
+        var sb = SyncState()
+        try syncLoop(a, &sa, b, &sb, mode: mode)
+        #expect(a.syncDigest(mode: mode) == b.syncDigest(mode: mode))
+        // The connection closes; what b confirmed survives as bytes.
+        let kept = sa.persistentBytes()
+        var restored = try SyncState(restoring: kept)
+        #expect(restored.theirVersion == sa.theirVersion)
+        try a.put(.root, "new", .int(1))
+        a.commit()
+        #expect(a.syncDigest(mode: mode) != b.syncDigest(mode: mode))
+        let first = try #require(a.generateSyncMessage(&restored, mode: mode))
+        var fresh = SyncState()
+        try b.receiveSyncMessage(first, &fresh, mode: mode)
+        #expect(b.get(.root, "new") == .scalar(.int(1)))
+        if mode == .fullHistory { #expect(first.count < 80) }
+        #expect(a.syncDigest(mode: mode) == b.syncDigest(mode: mode))
+        // Garbage is an error, not a trap.
+        for bad in [[], [2, 0], [1, 4], [1, 2, 3, 1, 2, 3], kept + [0]] as [[UInt8]] {
+            #expect(throws: PeatCRDTError.self) { try SyncState(restoring: bad) }
+        }
+    }
+
     @Test func onlyMissingChangesAreSentAndPushFollowsALocalWrite() throws {
         let a = Document(actor: actor(1))
         for i in 0..<50 {
@@ -97,12 +128,12 @@ struct SyncTests {
         #expect(throws: PeatCRDTError.self) { try Document(actor: actor(2)).receiveSyncMessage(m, &t, mode: .latestOnly) }
     }
 
-    private func syncLoop(_ a: Document, _ sa: inout SyncState, _ b: Document, _ sb: inout SyncState) throws {
+    private func syncLoop(_ a: Document, _ sa: inout SyncState, _ b: Document, _ sb: inout SyncState, mode: SyncMode = .fullHistory) throws {
         for _ in 0..<10 {
-            let m1 = a.generateSyncMessage(&sa, mode: .fullHistory)
-            if let m1 { try b.receiveSyncMessage(m1, &sb, mode: .fullHistory) }
-            let m2 = b.generateSyncMessage(&sb, mode: .fullHistory)
-            if let m2 { try a.receiveSyncMessage(m2, &sa, mode: .fullHistory) }
+            let m1 = a.generateSyncMessage(&sa, mode: mode)
+            if let m1 { try b.receiveSyncMessage(m1, &sb, mode: mode) }
+            let m2 = b.generateSyncMessage(&sb, mode: mode)
+            if let m2 { try a.receiveSyncMessage(m2, &sa, mode: mode) }
             if m1 == nil, m2 == nil { return }
         }
     }
