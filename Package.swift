@@ -103,7 +103,12 @@ let package = Package(
         ),
         .target(
             name: "PeatMesh",
-            dependencies: ["PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatTransport"],
+            dependencies: [
+                "PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -207,6 +212,15 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

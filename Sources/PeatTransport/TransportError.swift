@@ -66,12 +66,16 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The underlying error, if another layer reported it.
     public var cause: (any Error & Sendable)?
+    /// The authenticated peer the error is about, when known (for `.duplicateConnection`: the
+    /// device this node is already connected to).
+    public var peer: PeerIdentity?
 
     /// Creates an error.
-    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
+    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil, peer: PeerIdentity? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.peer = peer
     }
 
     public var description: String {

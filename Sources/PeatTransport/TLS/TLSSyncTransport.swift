@@ -292,7 +292,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
             connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
             throw TransportError(code: .transportClosed, message: "the transport shut down")
         case .rejected:
-            let reason = TransportError(code: .duplicateConnection, message: "already connected to device \(connection.peer.deviceID)")
+            let reason = TransportError(
+                code: .duplicateConnection, message: "already connected to device \(connection.peer.deviceID)", peer: connection.peer)
             connection.close(reason: reason)
             throw reason
         case .accepted(let replaced):

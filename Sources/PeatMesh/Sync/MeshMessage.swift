@@ -1,0 +1,151 @@
+import PeatStorage
+
+/// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
+///
+/// Every frame starts with the protocol version and a kind byte. After `hello` each way, peers compare
+/// a root digest of all their documents (anti-entropy); only when roots differ do they compare 256
+/// bucket digests, then the keys and digests of the differing buckets, and then sync exactly the
+/// documents that differ with the document CRDT's own sync messages (`documents`). Frames larger than
+/// a chunk travel as `chunk`s. See docs/adr/0005-mesh-sync-protocol.md.
+enum MeshMessage: Equatable, Sendable {
+    static let protocolVersion: UInt8 = 1
+    static let digestSize = 16
+    static let bucketCount = 256
+
+    /// The first message each way: who this node is and which store incarnation it is.
+    case hello(nodeID: String, incarnation: [UInt8])
+    /// The sender's root digest over all its documents; `isReply` when answering a `root`.
+    case root(digest: [UInt8], documents: Int, isReply: Bool)
+    /// The sender's 256 bucket digests (sent when roots differ).
+    case buckets([[UInt8]])
+    /// The sender's documents in one bucket, with their digests (sent for buckets that differ).
+    case keys(bucket: UInt8, entries: [KeyDigest])
+    /// Document sync messages (PeatCRDT's `generateSyncMessage` output), several per frame.
+    case documents([DocumentMessage])
+    /// A piece of a frame too large to send whole; the last piece has `more == false`.
+    case chunk(more: Bool, bytes: [UInt8])
+
+    struct KeyDigest: Equatable, Sendable {
+        var key: DocumentKey
+        var digest: [UInt8]
+    }
+
+    struct DocumentMessage: Equatable, Sendable {
+        var key: DocumentKey
+        var payload: [UInt8]
+    }
+
+    private enum Kind: UInt8 {
+        case hello = 0, root, buckets, keys, documents, chunk
+    }
+
+    func encoded() -> [UInt8] {
+        var w = WireWriter(capacity: 64)
+        w.byte(Self.protocolVersion)
+        switch self {
+        case .hello(let nodeID, let incarnation):
+            w.byte(Kind.hello.rawValue)
+            w.string(nodeID)
+            w.data(incarnation)
+        case .root(let digest, let documents, let isReply):
+            w.byte(Kind.root.rawValue)
+            w.raw(digest)
+            w.uleb(documents)
+            w.byte(isReply ? 1 : 0)
+        case .buckets(let digests):
+            w = WireWriter(capacity: 2 + Self.bucketCount * Self.digestSize)
+            w.byte(Self.protocolVersion)
+            w.byte(Kind.buckets.rawValue)
+            for digest in digests { w.raw(digest) }
+        case .keys(let bucket, let entries):
+            w.byte(Kind.keys.rawValue)
+            w.byte(bucket)
+            w.uleb(entries.count)
+            for entry in entries {
+                w.string(entry.key.collection)
+                w.string(entry.key.id)
+                w.raw(entry.digest)
+            }
+        case .documents(let documents):
+            w = WireWriter(capacity: documents.reduce(16) { $0 + $1.payload.count + 48 })
+            w.byte(Self.protocolVersion)
+            w.byte(Kind.documents.rawValue)
+            w.uleb(documents.count)
+            for document in documents {
+                w.string(document.key.collection)
+                w.string(document.key.id)
+                w.data(document.payload)
+            }
+        case .chunk(let more, let bytes):
+            w = WireWriter(capacity: bytes.count + 8)
+            w.byte(Self.protocolVersion)
+            w.byte(Kind.chunk.rawValue)
+            w.byte(more ? 1 : 0)
+            w.data(bytes)
+        }
+        return w.bytes
+    }
+
+    /// Decodes one frame.
+    /// - Throws: `MeshError` with `.protocolViolation` for anything malformed.
+    init(decoding bytes: [UInt8]) throws(MeshError) {
+        var r = WireReader(bytes)
+        let version = try r.byte()
+        guard version == Self.protocolVersion else {
+            throw MeshError(code: .protocolViolation, message: "unsupported mesh protocol version \(version)")
+        }
+        guard let kind = Kind(rawValue: try r.byte()) else { throw WireReader.malformed("unknown message kind") }
+        switch kind {
+        case .hello:
+            let nodeID = try r.string(maximumLength: 253)
+            let incarnation = try r.data()
+            guard incarnation.count == 16 else { throw WireReader.malformed("incarnation length") }
+            self = .hello(nodeID: nodeID, incarnation: incarnation)
+        case .root:
+            let digest = try r.raw(Self.digestSize)
+            let documents = try r.uleb()
+            let flag = try r.byte()
+            guard documents <= UInt64(Int32.max), flag <= 1 else { throw WireReader.malformed("root fields") }
+            self = .root(digest: digest, documents: Int(documents), isReply: flag == 1)
+        case .buckets:
+            var digests: [[UInt8]] = []
+            digests.reserveCapacity(Self.bucketCount)
+            for _ in 0..<Self.bucketCount { digests.append(try r.raw(Self.digestSize)) }
+            self = .buckets(digests)
+        case .keys:
+            let bucket = try r.byte()
+            let n = try r.count(minimumItemSize: 2 + Self.digestSize)
+            var entries: [KeyDigest] = []
+            entries.reserveCapacity(n)
+            for _ in 0..<n {
+                let key = try Self.key(&r)
+                entries.append(KeyDigest(key: key, digest: try r.raw(Self.digestSize)))
+            }
+            self = .keys(bucket: bucket, entries: entries)
+        case .documents:
+            let n = try r.count(minimumItemSize: 3)
+            var documents: [DocumentMessage] = []
+            documents.reserveCapacity(n)
+            for _ in 0..<n {
+                let key = try Self.key(&r)
+                documents.append(DocumentMessage(key: key, payload: try r.data()))
+            }
+            self = .documents(documents)
+        case .chunk:
+            let flag = try r.byte()
+            guard flag <= 1 else { throw WireReader.malformed("chunk flag") }
+            self = .chunk(more: flag == 1, bytes: try r.data())
+        }
+        guard r.isAtEnd else { throw WireReader.malformed("trailing bytes") }
+    }
+
+    private static func key(_ r: inout WireReader) throws(MeshError) -> DocumentKey {
+        let collection = try r.string(maximumLength: DocumentKey.maximumCollectionLength)
+        let id = try r.string(maximumLength: 4 * DocumentKey.maximumIDLength)
+        do {
+            return try DocumentKey(collection: collection, id: id)
+        } catch {
+            throw MeshError(code: .protocolViolation, message: "a peer named an invalid document key: \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import PeatCRDT
+import PeatDiscovery
+import PeatIdentity
+import PeatMesh
+import PeatStorage
+import ServiceLifecycle
+import Testing
+
+/// N in-process mesh nodes with LMDB stores in a temporary directory and real TLS, each listening on
+/// its own loopback address 127.20.<cluster>.<n> on one port, found through static discovery.
+final class MeshCluster: @unchecked Sendable {
+    // @unchecked: tests drive the cluster from one task at a time.
+    struct Node {
+        let index: Int
+        var mesh: PeatMesh
+        var store: LMDBDocumentStore
+        var group: ServiceGroup
+        var task: Task<Void, any Error>
+    }
+
+    static let port = 11204
+    let subnet: Int
+    let size: Int
+    let directory: URL
+    var secret: FormationSecret
+    var nodes: [Node?]
+    var antiEntropy: Duration
+    var compaction: CompactionConfiguration
+
+    init(size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init()) async throws {
+        self.size = size
+        self.secret = secret
+        self.antiEntropy = antiEntropy
+        self.compaction = compaction
+        subnet = Int.random(in: 1...250)
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("peat-cluster-\(UUID().uuidString)")
+        nodes = Array(repeating: nil, count: size)
+        for i in 0..<size { try await start(i) }
+    }
+
+    static func nodeID(_ i: Int) -> String { "node-\(i)" }
+    func host(_ i: Int) -> String { "127.20.\(subnet).\(i + 1)" }
+    func dataDirectory(_ i: Int) -> String { directory.appendingPathComponent(Self.nodeID(i)).path }
+
+    /// Starts node `i` (again), optionally with another secret.
+    func start(_ i: Int, secret: FormationSecret? = nil) async throws {
+        let store = try LMDBDocumentStore(path: dataDirectory(i))
+        let peers = (0..<size).filter { $0 != i }.map { StaticDiscovery.Peer(nodeID: Self.nodeID($0), host: host($0), port: Self.port) }
+        var logger = Logger(label: "peat.mesh.\(Self.nodeID(i))")
+        logger.logLevel = ProcessInfo.processInfo.environment["PEAT_TEST_LOG"] == nil ? .critical : .debug
+        let compaction = compaction
+        let antiEntropy = antiEntropy
+        let mesh = try PeatMeshBuilder(secret: secret ?? self.secret, context: Self.nodeID(i))
+            .store(store)
+            .listen(host: host(i), port: Self.port)
+            .discovery(StaticDiscovery(peers: peers))
+            .configure {
+                $0.antiEntropyInterval = antiEntropy
+                $0.compaction = compaction
+                $0.identityCheckedSources = ["static"]
+                $0.reconnectBackoff = .init(initial: .milliseconds(50), maximum: .milliseconds(500))
+            }
+            .logger(logger)
+            .build()
+        let group = ServiceGroup(configuration: .init(services: [mesh], logger: logger))
+        let task = Task { try await group.run() }
+        nodes[i] = Node(index: i, mesh: mesh, store: store, group: group, task: task)
+        try await waitUntil("node \(i) listens") { mesh.isSyncReady }
+    }
+
+    /// Stops node `i` gracefully and closes its store.
+    func stop(_ i: Int) async throws {
+        guard let node = nodes[i] else { return }
+        await node.group.triggerGracefulShutdown()
+        try await node.task.value
+        node.store.close()
+        nodes[i] = nil
+    }
+
+    func wipe(_ i: Int) throws {
+        try FileManager.default.removeItem(atPath: dataDirectory(i))
+    }
+
+    func mesh(_ i: Int) -> PeatMesh { nodes[i]!.mesh }
+
+    func shutdown() async {
+        for i in 0..<size { try? await stop(i) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Waits until every running node has a session to every other running node.
+    func waitConnected(timeout: Duration = .seconds(20)) async throws {
+        let running = nodes.compactMap { $0 }
+        try await waitUntil("full mesh", timeout: timeout) {
+            running.allSatisfy { node in node.mesh.peers().filter(\.connected).count == running.count - 1 }
+        }
+    }
+
+    /// The JSON of a document on every running node (nil where absent).
+    func values(_ collection: String, _ id: String) async throws -> [[String: JSON]?] {
+        var result: [[String: JSON]?] = []
+        for node in nodes.compactMap({ $0 }) { result.append(try await node.mesh.document(collection, id)?.value) }
+        return result
+    }
+
+    func waitValue(_ collection: String, _ id: String, equals expected: [String: JSON]?, timeout: Duration = .seconds(20)) async throws {
+        try await waitUntilAsync("\(collection)/\(id) everywhere", timeout: timeout) {
+            try await self.values(collection, id).allSatisfy { $0 == expected }
+        }
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+func waitUntilAsync(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
