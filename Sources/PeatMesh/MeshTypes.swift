@@ -1,5 +1,6 @@
 public import PeatCRDT
 public import PeatStorage
+import Synchronization
 
 /// A live document as an embedding service reads it.
 public struct MeshDocument: Sendable, Equatable {
@@ -82,4 +83,19 @@ public enum MeshEdit: Sendable {
     case mergePatch([String: JSON])
     /// Delete the document (a tombstone every replica honours).
     case delete
+}
+
+/// Sync traffic counters of a mesh (mesh protocol payloads, without TLS and TCP overhead).
+public final class MeshTraffic: Sendable {
+    private let counters = Mutex((framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0))
+
+    init() {}
+
+    func sent(_ bytes: Int) { counters.withLock { $0.framesSent += 1; $0.bytesSent += bytes } }
+    func received(_ bytes: Int) { counters.withLock { $0.framesReceived += 1; $0.bytesReceived += bytes } }
+
+    /// Frames and payload bytes sent and received since the mesh was created.
+    public var totals: (framesSent: Int, bytesSent: Int, framesReceived: Int, bytesReceived: Int) {
+        counters.withLock { $0 }
+    }
 }

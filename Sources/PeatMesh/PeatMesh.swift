@@ -55,6 +55,8 @@ public final class PeatMesh: Service, Sendable {
     let peerTable = PeerTable()
     let logger: Logger
     let broadcaster = EventBroadcaster()
+    /// Sync traffic counters (payload bytes of the mesh protocol).
+    public let traffic = MeshTraffic()
     /// Derives a peer's device ID from its node ID (the formation secret stays inside).
     let deriveDevice: @Sendable (String) -> DeviceID
     private let status = Mutex(Status())
@@ -171,7 +173,7 @@ public final class PeatMesh: Service, Sendable {
         let broadcaster = broadcaster
         let session = SyncSession(
             connection: connection, engine: engine, localNodeID: nodeID, incarnation: store.actorID,
-            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay
+            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay, traffic: traffic
         ) { nodeID in
             guard let peer = peerTable.hello(device, session: sessionID, nodeID: nodeID) else { return }
             logger.info("Peer connected peer=\(peer.id) device_id=\(device.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")

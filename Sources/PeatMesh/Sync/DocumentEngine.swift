@@ -393,12 +393,19 @@ actor DocumentEngine {
                 peers[device]!.agreedRoot = mine
                 if !isReply { peers[device]!.controls.append(.root(digest: mine, documents: index.count, isReply: true)) }
             } else {
-                peers[device]!.controls.append(.buckets(index.bucketDigests))
+                peers[device]!.controls.append(.groups(index.groupDigests))
             }
             peers[device]!.doorbell.yield()
-        case .buckets(let theirs):
-            let mine = index.bucketDigests
-            for bucket in 0..<MeshMessage.bucketCount where theirs[bucket] != mine[bucket] {
+        case .groups(let theirs):
+            let mine = index.groupDigests
+            for group in mine.indices where theirs[group] != mine[group] {
+                peers[device]!.controls.append(.buckets(group: UInt8(group), digests: index.bucketDigests(group: group)))
+            }
+            peers[device]!.doorbell.yield()
+        case .buckets(let group, let theirs):
+            let mine = index.bucketDigests(group: Int(group))
+            for offset in mine.indices where theirs[offset] != mine[offset] {
+                let bucket = Int(group) * MeshMessage.groupSize + offset
                 peers[device]!.controls.append(.keys(bucket: UInt8(bucket), entries: index.entries(inBucket: bucket)))
             }
             peers[device]!.doorbell.yield()

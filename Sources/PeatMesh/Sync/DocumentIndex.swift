@@ -83,7 +83,19 @@ struct DocumentIndex {
         return Array(hasher.finalize().prefix(MeshMessage.digestSize))
     }
 
-    var bucketDigests: [[UInt8]] { buckets.map(Self.bytes) }
+    /// The digests of the 16 groups of 16 buckets.
+    var groupDigests: [[UInt8]] {
+        stride(from: 0, to: MeshMessage.bucketCount, by: MeshMessage.groupSize).map { first in
+            var hasher = SHA256()
+            for bucket in buckets[first..<first + MeshMessage.groupSize] { hasher.update(data: Self.bytes(bucket)) }
+            return Array(hasher.finalize().prefix(MeshMessage.digestSize))
+        }
+    }
+
+    /// The bucket digests of one group.
+    func bucketDigests(group: Int) -> [[UInt8]] {
+        buckets[group * MeshMessage.groupSize..<(group + 1) * MeshMessage.groupSize].map(Self.bytes)
+    }
 
     /// The keys of one bucket with their digests, in key order.
     func entries(inBucket bucket: Int) -> [MeshMessage.KeyDigest] {

@@ -3,21 +3,26 @@ import PeatStorage
 /// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
 ///
 /// Every frame starts with the protocol version and a kind byte. After `hello` each way, peers compare
-/// a root digest of all their documents (anti-entropy); only when roots differ do they compare 256
-/// bucket digests, then the keys and digests of the differing buckets, and then sync exactly the
+/// a root digest of all their documents (anti-entropy); only when roots differ do they compare 16
+/// group digests, then the 16 bucket digests of differing groups, then the keys and digests of the
+/// differing buckets, and then sync exactly the
 /// documents that differ with the document CRDT's own sync messages (`documents`). Frames larger than
 /// a chunk travel as `chunk`s. See docs/adr/0005-mesh-sync-protocol.md.
 enum MeshMessage: Equatable, Sendable {
     static let protocolVersion: UInt8 = 1
     static let digestSize = 16
     static let bucketCount = 256
+    /// Buckets are compared in 16 groups of 16, so one differing document costs two small messages.
+    static let groupSize = 16
 
     /// The first message each way: who this node is and which store incarnation it is.
     case hello(nodeID: String, incarnation: [UInt8])
     /// The sender's root digest over all its documents; `isReply` when answering a `root`.
     case root(digest: [UInt8], documents: Int, isReply: Bool)
-    /// The sender's 256 bucket digests (sent when roots differ).
-    case buckets([[UInt8]])
+    /// The sender's 16 group digests (sent when roots differ).
+    case groups([[UInt8]])
+    /// The sender's bucket digests of one group (sent for groups that differ).
+    case buckets(group: UInt8, digests: [[UInt8]])
     /// The sender's documents in one bucket, with their digests (sent for buckets that differ).
     case keys(bucket: UInt8, entries: [KeyDigest])
     /// Document sync messages (PeatCRDT's `generateSyncMessage` output), several per frame.
@@ -36,7 +41,7 @@ enum MeshMessage: Equatable, Sendable {
     }
 
     private enum Kind: UInt8 {
-        case hello = 0, root, buckets, keys, documents, chunk
+        case hello = 0, root, groups, buckets, keys, documents, chunk
     }
 
     func encoded() -> [UInt8] {
@@ -52,10 +57,12 @@ enum MeshMessage: Equatable, Sendable {
             w.raw(digest)
             w.uleb(documents)
             w.byte(isReply ? 1 : 0)
-        case .buckets(let digests):
-            w = WireWriter(capacity: 2 + Self.bucketCount * Self.digestSize)
-            w.byte(Self.protocolVersion)
+        case .groups(let digests):
+            w.byte(Kind.groups.rawValue)
+            for digest in digests { w.raw(digest) }
+        case .buckets(let group, let digests):
             w.byte(Kind.buckets.rawValue)
+            w.byte(group)
             for digest in digests { w.raw(digest) }
         case .keys(let bucket, let entries):
             w.byte(Kind.keys.rawValue)
@@ -107,11 +114,16 @@ enum MeshMessage: Equatable, Sendable {
             let flag = try r.byte()
             guard documents <= UInt64(Int32.max), flag <= 1 else { throw WireReader.malformed("root fields") }
             self = .root(digest: digest, documents: Int(documents), isReply: flag == 1)
-        case .buckets:
+        case .groups:
             var digests: [[UInt8]] = []
-            digests.reserveCapacity(Self.bucketCount)
-            for _ in 0..<Self.bucketCount { digests.append(try r.raw(Self.digestSize)) }
-            self = .buckets(digests)
+            for _ in 0..<Self.bucketCount / Self.groupSize { digests.append(try r.raw(Self.digestSize)) }
+            self = .groups(digests)
+        case .buckets:
+            let group = try r.byte()
+            guard Int(group) < Self.bucketCount / Self.groupSize else { throw WireReader.malformed("group index") }
+            var digests: [[UInt8]] = []
+            for _ in 0..<Self.groupSize { digests.append(try r.raw(Self.digestSize)) }
+            self = .buckets(group: group, digests: digests)
         case .keys:
             let bucket = try r.byte()
             let n = try r.count(minimumItemSize: 2 + Self.digestSize)

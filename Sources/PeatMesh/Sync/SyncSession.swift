@@ -19,6 +19,7 @@ struct SyncSession {
     let incarnation: [UInt8]
     let antiEntropyInterval: Duration
     let pushDelay: Duration
+    let traffic: MeshTraffic
     /// Called once the peer said hello, with its node ID; returns when the caller recorded it.
     let onHello: @Sendable (_ nodeID: String) -> Void
 
@@ -30,11 +31,11 @@ struct SyncSession {
             try await connection.withFrames { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        try await outbound.send(MeshMessage.hello(nodeID: localNodeID, incarnation: incarnation).encoded())
+                        try await send(MeshMessage.hello(nodeID: localNodeID, incarnation: incarnation).encoded(), outbound)
                         for await _ in doorbell {
                             if pushDelay > .zero { try await Task.sleep(for: pushDelay) }
                             while let frame = await engine.nextFrame(for: device) {
-                                try await Self.send(frame, outbound)
+                                try await send(frame, outbound)
                             }
                         }
                     }
@@ -64,6 +65,7 @@ struct SyncSession {
     private func read(_ inbound: SyncInboundFrames, device: DeviceID, ring: AsyncStream<Void>.Continuation) async throws {
         var iterator = inbound.makeAsyncIterator()
         guard let first = try await iterator.next() else { return }
+        traffic.received(first.count)
         guard case .hello(let nodeID, let peerIncarnation) = try MeshMessage(decoding: first) else {
             throw MeshError(code: .protocolViolation, message: "the first message was not hello")
         }
@@ -72,6 +74,7 @@ struct SyncSession {
         do {
             var reassembly: [UInt8] = []
             while let frame = try await iterator.next() {
+                traffic.received(frame.count)
                 var message = try MeshMessage(decoding: frame)
                 if case .chunk(let more, let bytes) = message {
                     guard reassembly.count + bytes.count <= Self.maximumMessageSize else {
@@ -91,15 +94,18 @@ struct SyncSession {
         await engine.detach(device: device, token: token)
     }
 
-    private static func send(_ frame: [UInt8], _ outbound: SyncFrameWriter) async throws {
-        guard frame.count > chunkSize else {
+    private func send(_ frame: [UInt8], _ outbound: SyncFrameWriter) async throws {
+        guard frame.count > Self.chunkSize else {
             try await outbound.send(frame)
+            traffic.sent(frame.count)
             return
         }
         var offset = 0
         while offset < frame.count {
-            let end = min(offset + chunkSize, frame.count)
-            try await outbound.send(MeshMessage.chunk(more: end < frame.count, bytes: Array(frame[offset..<end])).encoded())
+            let end = min(offset + Self.chunkSize, frame.count)
+            let chunk = MeshMessage.chunk(more: end < frame.count, bytes: Array(frame[offset..<end])).encoded()
+            try await outbound.send(chunk)
+            traffic.sent(chunk.count)
             offset = end
         }
     }
