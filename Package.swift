@@ -107,6 +107,7 @@ let package = Package(
                 "PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatTransport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -126,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "PeatNode",
             dependencies: [
-                "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatMesh", "PeatBroker",
+                "PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatMesh", "PeatBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,5 +1,6 @@
 public import PeatCRDT
 public import PeatStorage
+import Metrics
 import Synchronization
 
 /// A live document as an embedding service reads it.
@@ -88,11 +89,25 @@ public enum MeshEdit: Sendable {
 /// Sync traffic counters of a mesh (mesh protocol payloads, without TLS and TCP overhead).
 public final class MeshTraffic: Sendable {
     private let counters = Mutex((framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0))
+    // swift-metrics counters (no-ops unless the executable bootstrapped a backend).
+    private let sentBytes = Counter(label: "peat_mesh_sync_sent_bytes_total")
+    private let receivedBytes = Counter(label: "peat_mesh_sync_received_bytes_total")
+    private let sentFrames = Counter(label: "peat_mesh_sync_sent_frames_total")
+    private let receivedFrames = Counter(label: "peat_mesh_sync_received_frames_total")
 
     init() {}
 
-    func sent(_ bytes: Int) { counters.withLock { $0.framesSent += 1; $0.bytesSent += bytes } }
-    func received(_ bytes: Int) { counters.withLock { $0.framesReceived += 1; $0.bytesReceived += bytes } }
+    func sent(_ bytes: Int) {
+        counters.withLock { $0.framesSent += 1; $0.bytesSent += bytes }
+        sentBytes.increment(by: bytes)
+        sentFrames.increment()
+    }
+
+    func received(_ bytes: Int) {
+        counters.withLock { $0.framesReceived += 1; $0.bytesReceived += bytes }
+        receivedBytes.increment(by: bytes)
+        receivedFrames.increment()
+    }
 
     /// Frames and payload bytes sent and received since the mesh was created.
     public var totals: (framesSent: Int, bytesSent: Int, framesReceived: Int, bytesReceived: Int) {

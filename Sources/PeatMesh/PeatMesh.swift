@@ -99,6 +99,12 @@ public final class PeatMesh: Service, Sendable {
     /// How many peers discovery currently reports.
     public var discoveredPeerCount: Int { peerTable.discoveredCount }
 
+    /// Waits until the transport listens (returns at once for transports without a listener).
+    /// - Throws: The transport's error when it cannot listen.
+    public func waitUntilListening() async throws {
+        try await waitUntilListening?()
+    }
+
     /// Connected peers first, then discovered peers without a session.
     public func peers() -> [MeshPeer] {
         peerTable.peers()

@@ -1,29 +1,27 @@
 import PeatBroker
+import PeatCRDT
+import PeatMesh
 import PeatStorage
-import PeatTransport
 import Synchronization
 
-/// What the broker serves in this build: identity, real readiness checks, the authenticated
-/// peers of the sync transport and their events. Document routes answer 503 until the document
-/// engine and the sync coordinator land (issue "PeatMesh and peat-mesh-node").
+/// What the broker serves: identity, real readiness checks (store open, transport listening,
+/// discovery running), the mesh's peers and documents, and mesh events for WebSocket clients.
 final class NodeBrokerState: BrokerState {
     let nodeID: String
     let deviceID: String
     let discovery: NodeDiscovery
     let store: LMDBDocumentStore
-    let transport: TLSSyncTransport
+    let mesh: PeatMesh
     private let started = ContinuousClock.now
-    /// Set once the sync listener is bound.
-    let transportListening = Mutex(false)
     /// Set once the broker's listener is bound.
     let brokerListening = Mutex(false)
 
-    init(nodeID: String, deviceID: String, discovery: NodeDiscovery, store: LMDBDocumentStore, transport: TLSSyncTransport) {
+    init(nodeID: String, deviceID: String, discovery: NodeDiscovery, store: LMDBDocumentStore, mesh: PeatMesh) {
         self.nodeID = nodeID
         self.deviceID = deviceID
         self.discovery = discovery
         self.store = store
-        self.transport = transport
+        self.mesh = mesh
     }
 
     func nodeInfo() async -> BrokerNodeInfo {
@@ -39,23 +37,19 @@ final class NodeBrokerState: BrokerState {
         } catch {
             checks.append(.init(name: "store", ready: false, message: error.message))
         }
-        let listening = transportListening.withLock { $0 }
+        let listening = mesh.isSyncReady
         checks.append(.init(name: "transport", ready: listening, message: listening ? nil : "the sync listener is not bound"))
-        let discoveryState = discovery.readiness
+        let discoveryState = discovery.readiness(running: mesh.isDiscoveryRunning, discovered: mesh.discoveredPeerCount)
         checks.append(.init(name: "discovery", ready: discoveryState.ready, message: discoveryState.message))
         return BrokerReadiness(ready: checks.allSatisfy(\.ready), nodeID: nodeID, checks: checks)
     }
 
-    /// Authenticated connections (by device ID) and discovered peers not yet dialled (by node ID);
-    /// the peer connector that links the two lands with the mesh composition.
     func peers() async -> [BrokerPeer] {
-        let connected = transport.activeConnections.map { connection in
+        mesh.peers().map { peer in
             BrokerPeer(
-                id: connection.peer.deviceID.hex, connected: true, state: "connected",
-                rttMilliseconds: connection.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) })
+                id: peer.id, connected: peer.connected, state: peer.state,
+                rttMilliseconds: peer.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) })
         }
-        let discovered = discovery.discovered.map { BrokerPeer(id: $0.nodeID, connected: false, state: "discovered", rttMilliseconds: nil) }
-        return connected + discovered
     }
 
     func storeSize() async -> BrokerStoreSize? {
@@ -64,58 +58,104 @@ final class NodeBrokerState: BrokerState {
     }
 
     func topology() async -> BrokerTopology {
-        BrokerTopology(peerCount: transport.activeConnections.count, role: "peer", hierarchyLevel: 0)
+        BrokerTopology(peerCount: mesh.peers().filter(\.connected).count, role: "peer", hierarchyLevel: 0)
     }
 
-    private static let noDocuments = BrokerError(
-        code: .unavailable, message: "documents are served once the document engine and sync land; this build does not store them yet")
+    // MARK: Documents
 
     func listDocuments(_ collection: String, limit: Int, after cursor: String?) async throws(BrokerError) -> BrokerDocumentPage {
-        throw Self.noDocuments
+        let page = try await Self.mapErrors { () async throws(MeshError) in try await mesh.documents(in: collection, after: cursor, limit: limit) }
+        return BrokerDocumentPage(documents: page.documents.map(Self.broker), nextCursor: page.nextCursor)
     }
 
     func document(_ collection: String, _ id: String) async throws(BrokerError) -> BrokerDocument? {
-        throw Self.noDocuments
+        try await Self.mapErrors { () async throws(MeshError) in try await mesh.document(collection, id) }.map(Self.broker)
     }
 
     func putDocument(_ collection: String, _ id: String, _ value: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerWriteResult {
-        throw Self.noDocuments
+        let fields = value.mapValues(Self.crdt)
+        let result = try await Self.mapErrors { () async throws(MeshError) in try await mesh.put(collection, id, fields, ifVersion: ifVersion) }
+        return BrokerWriteResult(document: Self.broker(result.document), created: result.created)
     }
 
     func patchDocument(_ collection: String, _ id: String, _ patch: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerDocument {
-        throw Self.noDocuments
+        let fields = patch.mapValues(Self.crdt)
+        return Self.broker(try await Self.mapErrors { () async throws(MeshError) in try await mesh.patch(collection, id, fields, ifVersion: ifVersion) })
     }
 
     func deleteDocument(_ collection: String, _ id: String, ifVersion: UInt64?) async throws(BrokerError) -> Bool {
-        throw Self.noDocuments
+        try await Self.mapErrors { () async throws(MeshError) in try await mesh.delete(collection, id, ifVersion: ifVersion) }
     }
 
     func events() -> AsyncStream<BrokerEvent> {
-        let source = EventSource(transport.events.makeAsyncIterator())
+        let source = EventSource(mesh.events().makeAsyncIterator())
         return AsyncStream(unfolding: { await source.next() })
+    }
+
+    // MARK: Conversions
+
+    static func mapErrors<T>(_ body: () async throws(MeshError) -> T) async throws(BrokerError) -> T {
+        do {
+            return try await body()
+        } catch {
+            let code: BrokerError.Code = switch error.code {
+            case .notFound: .notFound
+            case .versionConflict: .preconditionFailed
+            case .invalidDocument, .invalidKey: .badRequest
+            case .closed, .storage: .unavailable
+            default: .internalError
+            }
+            throw BrokerError(code: code, message: error.message)
+        }
+    }
+
+    static func broker(_ document: MeshDocument) -> BrokerDocument {
+        BrokerDocument(id: document.key.id, value: document.value.mapValues(broker), version: document.version)
+    }
+
+    static func broker(_ json: JSON) -> JSONValue {
+        switch json {
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .int(let i): .int(i)
+        case .double(let d): .double(d)
+        case .string(let s): .string(s)
+        case .array(let a): .array(a.map(broker))
+        case .object(let o): .object(o.mapValues(broker))
+        }
+    }
+
+    static func crdt(_ value: JSONValue) -> JSON {
+        switch value {
+        case .null: .null
+        case .bool(let b): .bool(b)
+        case .int(let i): .int(i)
+        case .double(let d): .double(d)
+        case .string(let s): .string(s)
+        case .array(let a): .array(a.map(crdt))
+        case .object(let o): .object(o.mapValues(crdt))
+        }
     }
 }
 
-/// Maps transport events to broker events for the broker's single subscription.
+/// Maps mesh events to broker events for the broker's single subscription.
 private final class EventSource: @unchecked Sendable {
     // @unchecked Sendable: the broker's event pump is the only caller of `next`.
-    private var iterator: AsyncStream<ConnectionEvent>.Iterator
+    private var iterator: AsyncStream<MeshEvent>.Iterator
 
-    init(_ iterator: AsyncStream<ConnectionEvent>.Iterator) {
+    init(_ iterator: AsyncStream<MeshEvent>.Iterator) {
         self.iterator = iterator
     }
 
     func next() async -> BrokerEvent? {
-        while let event = await iterator.next() {
-            switch event {
-            case .connected(let peer, _, _):
-                return .peerConnected(peerID: peer.deviceID.hex)
-            case .disconnected(let peer, let reason):
-                return .peerDisconnected(peerID: peer.deviceID.hex, reason: reason.map { "\($0.code)" } ?? "closed")
-            case .roundTripTime, .rejected:
-                continue
-            }
+        guard let event = await iterator.next() else { return nil }
+        switch event {
+        case .peerConnected(let peer):
+            return .peerConnected(peerID: peer.id)
+        case .peerDisconnected(let peer, let reason):
+            return .peerDisconnected(peerID: peer.id, reason: reason)
+        case .documentChanged(let key, let deleted, let origin):
+            return .syncEvent(collection: key.collection, documentID: key.id, action: deleted ? "delete" : "put", origin: "\(origin)")
         }
-        return nil
     }
 }

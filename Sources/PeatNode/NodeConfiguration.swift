@@ -9,7 +9,9 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import PeatCRDT
 import PeatDiscovery
+import PeatMesh
 import PeatStorage
 
 /// Everything `peat-mesh-node` reads from its environment, parsed strictly.
@@ -48,6 +50,10 @@ struct NodeConfiguration: Sendable {
     var syncPort: Int
     var relayURLs: [String]
     var compaction: Compaction
+    /// `PEAT_SYNC_MODE_OVERRIDES`: per-collection sync modes over the design's defaults.
+    var syncModeOverrides: [String: SyncMode]
+    /// `PEAT_ANTI_ENTROPY_INTERVAL_SECS`: seconds between anti-entropy passes (default 5).
+    var antiEntropyIntervalSeconds: Int
     var logLevel: Logger.Level
     var logFormat: LogFormat
 
@@ -82,6 +88,8 @@ struct NodeConfiguration: Sendable {
             collections: try environment.list("PEAT_COMPACTION_COLLECTIONS").map { name throws(ConfigurationError) in
                 try Self.parseCollectionName(name)
             })
+        syncModeOverrides = try Self.parseSyncModeOverrides(environment.list("PEAT_SYNC_MODE_OVERRIDES"))
+        antiEntropyIntervalSeconds = try environment.integer("PEAT_ANTI_ENTROPY_INTERVAL_SECS", in: 1...3600, default: 5)
         logLevel = try environment.choice(
             "PEAT_LOG_LEVEL",
             ["trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
@@ -109,6 +117,21 @@ struct NodeConfiguration: Sendable {
                 message: "entry \(ConfigurationError.quote(text)) is not an http(s) URL with a host")
         }
         return text
+    }
+
+    /// `collection=mode` entries, mode `latest_only`, `full_history` or `windowed:<seconds>` (as in the original).
+    static func parseSyncModeOverrides(_ entries: [String]) throws(ConfigurationError) -> [String: SyncMode] {
+        var overrides: [String: SyncMode] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingSpaces() }
+            guard parts.count == 2, DocumentKey.isValidCollection(parts[0]), let mode = SyncModeRegistry.parseMode(parts[1]) else {
+                throw ConfigurationError(
+                    variable: "PEAT_SYNC_MODE_OVERRIDES",
+                    message: "entry \(ConfigurationError.quote(entry)) is not collection=latest_only|full_history|windowed:<seconds>")
+            }
+            overrides[parts[0]] = mode
+        }
+        return overrides
     }
 
     /// Collection names follow the store's rule (`DocumentKey.isValidCollection`).

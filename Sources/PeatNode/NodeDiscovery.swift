@@ -2,21 +2,16 @@ import Logging
 import NIOCore
 import NIOPosix
 import PeatDiscovery
-import ServiceLifecycle
-import Synchronization
 
-/// Runs the discovery strategy `PEAT_DISCOVERY` selects (with `PEAT_STATIC_PEERS` added as a
-/// hybrid source) and keeps the table of discovered peers for the broker and the logs.
-///
-/// Discovered peers are not dialled yet: the peer connector lands with the mesh composition.
-final class NodeDiscovery: Service {
+/// The discovery strategy `PEAT_DISCOVERY` selects, with `PEAT_STATIC_PEERS` added as a hybrid
+/// source; the mesh runs it and dials what it finds.
+struct NodeDiscovery: Sendable {
+    /// The strategy to run; nil when none can (see `unavailableReason`).
+    let strategy: (any DiscoveryStrategy)?
     /// Why discovery is not running, when it cannot (for example Kubernetes outside a cluster).
     let unavailableReason: String?
-    private let strategy: (any DiscoveryStrategy)?
-    private let kubernetes: KubernetesDiscovery?
-    private let logger: Logger
-    private let table = Mutex<[String: PeerInfo]>([:])
-    private let started = Mutex(false)
+    /// The Kubernetes strategy, for its degraded state.
+    let kubernetes: KubernetesDiscovery?
 
     /// The IPv4 address mDNS advertises: `PEAT_BIND_HOST` when it is a specific IPv4 address, else the
     /// first non-loopback IPv4 interface address.
@@ -27,8 +22,7 @@ final class NodeDiscovery: Service {
             .first { StaticDiscovery.isIPv4($0) && !$0.hasPrefix("127.") }
     }
 
-    init(configuration: NodeConfiguration, deviceID: String, environment: Environment, logger: Logger) {
-        self.logger = logger
+    init(configuration: NodeConfiguration, deviceID: String, environment: Environment) {
         var sources: [any DiscoveryStrategy] = []
         var unavailable: String?
         var kubernetes: KubernetesDiscovery?
@@ -76,49 +70,11 @@ final class NodeDiscovery: Service {
     }
 
     /// The readiness check: running, and (for Kubernetes) not degraded.
-    var readiness: (ready: Bool, message: String?) {
+    func readiness(running: Bool, discovered: Int) -> (ready: Bool, message: String?) {
         if let unavailableReason { return (false, unavailableReason) }
         guard let strategy else { return (false, "no discovery source configured") }
-        guard started.withLock({ $0 }) else { return (false, "\(strategy.name) discovery is starting") }
+        guard running else { return (false, "\(strategy.name) discovery is not running") }
         if let degraded = kubernetes?.degradedReason { return (false, "kubernetes discovery degraded: \(degraded)") }
-        return (true, "\(strategy.name): \(table.withLock { $0.count }) peer(s) discovered")
-    }
-
-    /// The discovered peers, by node ID.
-    var discovered: [PeerInfo] {
-        table.withLock { table in table.keys.sorted().map { table[$0]! } }
-    }
-
-    func run() async throws {
-        guard let strategy else {
-            if let unavailableReason { logger.warning("Discovery unavailable", metadata: ["reason": "\(unavailableReason)"]) }
-            try? await gracefulShutdown()
-            return
-        }
-        started.withLock { $0 = true }
-        logger.info("Discovery started source=\(strategy.name)")
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await strategy.run() }
-            group.addTask {
-                for await event in strategy.events {
-                    self.record(event)
-                }
-            }
-        }
-    }
-
-    private func record(_ event: DiscoveryEvent) {
-        switch event {
-        case .peerFound(let peer), .peerUpdated(let peer):
-            let isNew = table.withLock { table in
-                defer { table[peer.nodeID] = peer }
-                return table[peer.nodeID] == nil
-            }
-            let addresses = "[" + peer.addresses.map(\.description).joined(separator: ", ") + "]"
-            logger.info("\(isNew ? "Peer discovered" : "Peer updated") peer=\(peer.nodeID) addresses=\(addresses) source=\(peer.source)")
-        case .peerLost(let nodeID):
-            _ = table.withLock { $0.removeValue(forKey: nodeID) }
-            logger.info("Peer lost peer=\(nodeID)")
-        }
+        return (true, "\(strategy.name): \(discovered) peer(s) discovered")
     }
 }

@@ -12,6 +12,7 @@ import Logging
 import PeatIdentity
 import Metrics
 import PeatBroker
+import PeatMesh
 import PeatStorage
 import Prometheus
 import Synchronization
@@ -21,9 +22,9 @@ import UnixSignals
 
 /// Starts the node's services from a parsed configuration and runs them until a shutdown signal.
 ///
-/// Identity, configuration and the data directory are established here. The sync transport,
-/// discovery, document store and broker are composed in by their own modules as they land;
-/// until then the node says so in its start-up log instead of pretending to serve them.
+/// Identity, configuration and the data directory are established here; then the document store,
+/// the mesh (transport, discovery, peer connector, sync, compaction) and the broker run as one
+/// service group until SIGTERM or SIGINT.
 struct NodeRunner {
     let configuration: NodeConfiguration
     /// The process environment (discovery reads the Kubernetes service variables and `KUBECONFIG`).
@@ -77,25 +78,41 @@ struct NodeRunner {
         // Every acknowledged write is already durable; closing releases the environment cleanly.
         defer { store.close() }
 
-        let transport: TLSSyncTransport
-        do {
-            transport = try TLSSyncTransport(
-                keypair: keypair, formationKey: identity.secret.formationKey(),
-                configuration: .init(host: configuration.bindHost, port: configuration.syncPort),
-                logger: Logger(label: "peat.transport"))
-        } catch {
-            logger.critical("Cannot create the sync transport", metadata: ["reason": "\(error)"])
-            return 1
+        let discovery = NodeDiscovery(configuration: configuration, deviceID: keypair.deviceID.hex, environment: environment)
+        if let reason = discovery.unavailableReason {
+            logger.warning("Discovery unavailable", metadata: ["reason": "\(reason)"])
         }
-        logger.notice(
-            "This build serves the broker, discovers peers, authenticates formation peers on the sync port and keeps a document store, but does not dial discovered peers or sync documents yet")
-
-        let peers = InboundPeerHolder(transport: transport, logger: logger)
-        let discovery = NodeDiscovery(configuration: configuration, deviceID: keypair.deviceID.hex, environment: environment, logger: logger)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let mesh: PeatMesh
+        do {
+            var builder = PeatMeshBuilder(secret: identity.secret, context: identity.context)
+                .nodeID(identity.nodeID)
+                .store(store)
+                .listen(host: configuration.bindHost, port: configuration.syncPort)
+                .logger(Logger(label: "peat.mesh"))
+                .configure { mesh in
+                    mesh.syncModes = SyncModeRegistry(overrides: configuration.syncModeOverrides)
+                    mesh.antiEntropyInterval = .seconds(configuration.antiEntropyIntervalSeconds)
+                    mesh.compaction = CompactionConfiguration(
+                        enabled: configuration.compaction.enabled, interval: .seconds(configuration.compaction.intervalSeconds),
+                        thresholdBytes: configuration.compaction.thresholdBytes, collections: configuration.compaction.collections)
+                    // Pods are named by their identity context unless PEAT_IDENTITY_CONTEXT says otherwise:
+                    // then a peer found by Kubernetes must hold the key its pod name derives.
+                    mesh.identityCheckedSources = identity.context == identity.nodeID ? ["kubernetes"] : []
+                }
+            if let strategy = discovery.strategy { builder = builder.discovery(strategy) }
+            mesh = try builder.build()
+        } catch {
+            logger.critical("Cannot create the mesh", metadata: ["reason": "\(error)"])
+            return 1
+        }
+        for (collection, mode) in configuration.syncModeOverrides.sorted(by: { $0.key < $1.key }) {
+            logger.info("Sync mode override applied collection=\(collection) mode=\(mode)")
+        }
+
         let brokerState = NodeBrokerState(
-            nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, discovery: discovery, store: store, transport: transport)
+            nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, discovery: discovery, store: store, mesh: mesh)
         let broker = Broker(
             state: brokerState,
             configuration: .init(host: configuration.bindHost, port: configuration.brokerPort),
@@ -105,9 +122,9 @@ struct NodeRunner {
             brokerState.brokerListening.withLock { $0 = true }
             Logger(label: "peat.broker").info("Broker listening address=\(PeerAddress(host: host, port: port))")
         }
-        // Services shut down in reverse order: the broker stops taking requests first, then the
-        // transport closes every connection, then the holder of those connections ends.
-        let group = ServiceGroup(configuration: .init(services: [peers, discovery, transport, broker], logger: logger))
+        // Services shut down in reverse order: the broker stops taking requests (finishing those in
+        // flight) first, then the mesh closes its peers and saves their sync state.
+        let group = ServiceGroup(configuration: .init(services: [mesh, broker], logger: logger))
         enum Outcome: Sendable { case servicesEnded(failed: Bool), signalled, listening, listenFailed }
         let status: Int32 = await withTaskGroup(of: Outcome.self) { tasks in
             tasks.addTask {
@@ -116,7 +133,7 @@ struct NodeRunner {
                     return .servicesEnded(failed: false)
                 } catch {
                     logger.critical("Node services failed", metadata: ["reason": "\(error)"])
-                    if !(error is TransportError), !brokerState.brokerListening.withLock({ $0 }) {
+                    if !(error is TransportError), !(error is MeshError), !brokerState.brokerListening.withLock({ $0 }) {
                         // Not the transport (its failures are TransportErrors, reported by the
                         // listen task) and before the broker listened: the broker's bind failed.
                         _ = PeatMeshNode.refuse(ConfigurationError(
@@ -136,8 +153,7 @@ struct NodeRunner {
             }
             tasks.addTask {
                 do {
-                    _ = try await transport.listeningAddress()
-                    brokerState.transportListening.withLock { $0 = true }
+                    try await mesh.waitUntilListening()
                     return .listening
                 } catch {
                     let reason = (error as? TransportError)?.cause.map { "\($0)" } ?? "\(error)"
@@ -186,30 +202,5 @@ struct NodeRunner {
         guard access(path, W_OK | X_OK) == 0 else {
             throw ConfigurationError(variable: "PEAT_DATA_DIR", message: "\(ConfigurationError.quote(path)) is not writable by this user")
         }
-    }
-}
-
-/// Keeps authenticated inbound sync connections open until the transport closes them; the sync
-/// coordinator takes its place when the mesh lands.
-struct InboundPeerHolder: Service {
-    let transport: TLSSyncTransport
-    let logger: Logger
-
-    func run() async throws {
-        await withDiscardingTaskGroup { connections in
-            for await connection in transport.inboundConnections {
-                logger.debug(
-                    "Authenticated inbound sync connection",
-                    metadata: ["peer.device_id": "\(connection.peer.deviceID)", "peer.address": "\(connection.remoteAddress)"])
-                connections.addTask {
-                    _ = try? await connection.withFrames { frames, _ in
-                        for try await _ in frames {}
-                    }
-                }
-            }
-        }
-        // The stream ends when the transport stops, which it does first during a graceful
-        // shutdown; returning before this service is asked to stop would count as a failure.
-        try? await gracefulShutdown()
     }
 }

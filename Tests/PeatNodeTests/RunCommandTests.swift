@@ -110,7 +110,8 @@ struct RunCommandTests {
         let dataDirectory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         let first = try NodeProcess(environment: Self.environment(dataDirectory: dataDirectory))
-        let output = try first.waitForOutput(containing: "Broker listening")
+        _ = try first.waitForOutput(containing: "Broker listening")
+        let output = try first.waitForOutput(containing: listeningLine)
         let port = try #require(Self.port(in: output, line: listeningLine))
         let second = try NodeProcess.run(environment: Self.environment(dataDirectory: dataDirectory + "-2", [variable: "\(port)"]))
         try? FileManager.default.removeItem(atPath: dataDirectory + "-2")

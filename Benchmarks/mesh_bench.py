@@ -1,0 +1,533 @@
+#!/usr/bin/env python3
+"""Mesh benchmarks: real `peat-mesh-node` processes on loopback, driven through the HTTP broker.
+
+usage: python3 Benchmarks/mesh_bench.py [--binary PATH] {latency,idle,startup,all} [options]
+
+  latency --nodes N --writes W   write on one node (round-robin), poll every other node until the
+                                 document is visible; write-to-visible-everywhere p50/p90/p99/max
+                                 (targets: 3 nodes p99 < 100 ms, 10 nodes < 250 ms; the original
+                                 polled every 5000 ms)
+  idle --docs D --seconds S      a peer pair holding D documents, after sync and 10 s of settling:
+                                 mesh payload bytes/s sent by both nodes (target < 1024 B/s), and
+                                 each node's RSS (target < 100 MB)
+  startup --runs R [--docs D]    Popen to the first 200 from /api/v1/ready, empty data directory and,
+                                 when one is available (`all`: the idle pair's; or --docs D > 0:
+                                 populated here first), one holding documents (target < 1000 ms)
+  all                            latency 3x200, latency 10x100, idle 10000/30 s, startup 5
+
+Every node binds its own loopback address 127.21.<k>.<i+1> (all of 127.0.0.0/8 is loopback on
+Linux), broker port 8081, sync port 11204, static discovery, a fresh data directory and a fresh
+formation secret. Prints one `RESULT {json}` line per measurement and a short summary. Exit status 1
+when a node fails to start or a workload cannot complete; a missed target is only reported.
+Python 3 standard library only.
+"""
+import argparse
+import base64
+import concurrent.futures as cf
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+
+BROKER_PORT = 8081
+SYNC_PORT = 11204
+HTTP_TIMEOUT = 5.0
+BASELINE_POLL_MS = 5000
+LATENCY_TARGET_MS = {3: 100, 10: 250}
+IDLE_TARGET_BPS = 1024
+RSS_TARGET_MB = 100
+STARTUP_TARGET_MS = 1000
+SENT_METRIC = "peat_mesh_sync_sent_bytes_total"
+RECEIVED_METRIC = "peat_mesh_sync_received_bytes_total"
+# Never go through an http_proxy from the environment: every request is to a loopback address.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class BenchError(Exception):
+    """A workload that cannot complete (a node did not start, died, or a write never arrived)."""
+
+
+def emit(record):
+    print("RESULT " + json.dumps(record), flush=True)
+
+
+def rounded(x, digits=1):
+    return None if x is None else round(x, digits)
+
+
+def percentile(values, p):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+
+def http(method, url, body=None, timeout=HTTP_TIMEOUT):
+    """(status, body bytes) for one request on a fresh connection; status None if no HTTP answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Connection": "close"})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with OPENER.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (OSError, ValueError, HTTPException):  # refused, reset, timed out, cut short
+        return None, b""
+
+
+def get_json(url):
+    status, raw = http("GET", url)
+    if status != 200:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def document_field(raw, field):
+    """`field` of a GET document answer: {"document": {...}} or the object itself (with "_id")."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    doc = body.get("document") if isinstance(body.get("document"), dict) else body
+    return doc.get(field)
+
+
+def metric_sum(text, name):
+    """Sum of every series of metric `name` in Prometheus text, or None if there is none."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, rest = (line.split("{", 1)[0], line.rsplit("}", 1)[1]) if "{" in line else line.split(None, 1)
+        if head.strip() == name and rest.split():
+            total, found = total + float(rest.split()[0]), True
+    return total if found else None
+
+
+def address_free(host):
+    """Whether both listeners could bind on `host` (also proves 127.x.y.z works without `ip addr`)."""
+    for port in (BROKER_PORT, SYNC_PORT):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def cluster_hosts(count):
+    for _ in range(20):
+        k = random.randint(1, 254)
+        hosts = [f"127.21.{k}.{i + 1}" for i in range(count)]
+        if all(address_free(h) for h in hosts):
+            return hosts
+    raise BenchError("no free 127.21.x.y addresses for ports 8081/11204 (is 127.0.0.0/8 loopback here?)")
+
+
+class Node:
+    """One peat-mesh-node process: its environment, log file, HTTP endpoints and shutdown."""
+
+    def __init__(self, ctx, name, host, peers=(), data_dir=None):
+        self.ctx, self.name, self.host = ctx, name, host
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.root)
+        self.log_path = os.path.join(ctx.root, f"{name}-{host}.log")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PEAT_")}
+        self.env.update(
+            PEAT_FORMATION_SECRET=ctx.secret, HOSTNAME=name, PEAT_DISCOVERY="static",
+            PEAT_STATIC_PEERS=",".join(peers), PEAT_DATA_DIR=self.data_dir, PEAT_BIND_HOST=host,
+            PEAT_BROKER_PORT=str(BROKER_PORT), PEAT_SYNC_PORT=str(SYNC_PORT), PEAT_LOG_LEVEL="warning")
+        self.process = None
+        self.started = None
+        self.terminated = False
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.started = time.perf_counter()
+            self.process = subprocess.Popen(
+                [self.ctx.binary], env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def url(self, path):
+        return f"http://{self.host}:{BROKER_PORT}{path}"
+
+    def tail(self, lines=30):
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self):
+        if self.process.poll() is not None:
+            sys.stderr.write(f"--- {self.name} ({self.host}) exited with {self.process.returncode}; log tail:\n{self.tail()}---\n")
+            raise BenchError(f"{self.name} exited with status {self.process.returncode}")
+
+    def wait_ready(self, timeout=30.0, interval=0.005):
+        """Milliseconds from Popen to the first 200 from /api/v1/ready."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            status, _ = http("GET", self.url("/api/v1/ready"), timeout=1.0)
+            if status == 200:
+                return (time.perf_counter() - self.started) * 1000
+            self.check_alive()
+            time.sleep(interval)
+        raise BenchError(f"{self.name} not ready after {timeout:.0f} s")
+
+    def connected_peers(self):
+        body = get_json(self.url("/api/v1/peers")) or {}
+        return sum(1 for p in body.get("peers", []) if p.get("connected"))
+
+    def traffic(self):
+        """(sent, received) mesh payload bytes from /metrics; None where the counter is absent."""
+        status, raw = http("GET", self.url("/metrics"))
+        if status != 200:
+            raise BenchError(f"{self.name}: GET /metrics answered {status}")
+        text = raw.decode(errors="replace")
+        return metric_sum(text, SENT_METRIC), metric_sum(text, RECEIVED_METRIC)
+
+    def rss_mb(self):
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def terminate(self):
+        if self.process is not None and self.process.poll() is None and not self.terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self):
+        """SIGTERM (once), up to 10 s for a clean exit, then SIGKILL."""
+        if self.process is None:
+            return
+        self.terminate()
+        try:
+            code = self.process.wait(timeout=10)
+            if code != 0:
+                sys.stderr.write(f"warning: {self.name} exited with {code} on SIGTERM\n")
+        except subprocess.TimeoutExpired:
+            sys.stderr.write(f"warning: {self.name} ignored SIGTERM for 10 s; killing it\n")
+            self.process.kill()
+            self.process.wait()
+
+
+class Cluster:
+    """N nodes, each with every other node as a static peer; stopped on exit from the `with`."""
+
+    def __init__(self, ctx, count, names=None):
+        hosts = cluster_hosts(count)
+        names = names or [f"node-{i}" for i in range(count)]
+        self.nodes = [
+            Node(ctx, names[i], hosts[i], [f"{names[j]}@{hosts[j]}:{SYNC_PORT}" for j in range(count) if j != i])
+            for i in range(count)]
+
+    def __enter__(self):
+        try:
+            for node in self.nodes:
+                node.start()
+            self.wait_mesh()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        for node in self.nodes:  # SIGTERM all first, then wait for each
+            node.terminate()
+        for node in self.nodes:
+            node.stop()
+
+    def wait_mesh(self, timeout=60.0):
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        want = len(self.nodes) - 1
+        deadline = time.perf_counter() + timeout
+        while True:
+            counts = [node.connected_peers() for node in self.nodes]
+            if all(c >= want for c in counts):
+                return
+            for node in self.nodes:
+                node.check_alive()
+            if time.perf_counter() > deadline:
+                raise BenchError(f"mesh not formed after {timeout:.0f} s: connected peers per node {counts}, want {want}")
+            time.sleep(0.05)
+
+
+def put(node, collection, doc_id, body):
+    status, raw = http("PUT", node.url(f"/api/v1/documents/{collection}/{doc_id}"), body)
+    if status not in (200, 201):
+        node.check_alive()
+        raise BenchError(f"{node.name}: PUT {collection}/{doc_id} answered {status}: {raw[:200]!r}")
+
+
+def visible(node, collection, doc_id, field, value):
+    status, raw = http("GET", node.url(f"/api/v1/documents/{collection}/{doc_id}"))
+    return status == 200 and document_field(raw, field) == value
+
+
+def poll_until_visible(node, collection, doc_id, field, value, t0, timeout):
+    """Seconds from t0 until `node` serves the document with field == value; None on timeout."""
+    deadline = t0 + timeout
+    while True:
+        if visible(node, collection, doc_id, field, value):
+            return time.perf_counter() - t0
+        if time.perf_counter() > deadline:
+            return None
+        time.sleep(0.001)
+
+
+def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
+    target = LATENCY_TARGET_MS.get(nodes)
+    everywhere, each, put_ms, timeouts = [], [], [], 0
+    with Cluster(ctx, nodes) as cluster, cf.ThreadPoolExecutor(max_workers=nodes - 1) as pool:
+        for i in range(writes):
+            writer = cluster.nodes[i % nodes]
+            readers = [n for n in cluster.nodes if n is not writer]
+            t0 = time.perf_counter()
+            put(writer, "tracks", f"lat-{i}", {"seq": i, "t": time.time()})
+            put_ms.append((time.perf_counter() - t0) * 1000)
+            seen = list(pool.map(lambda n: poll_until_visible(n, "tracks", f"lat-{i}", "seq", i, t0, visible_timeout), readers))
+            if None in seen:
+                timeouts += 1
+                late = [n.name for n, s in zip(readers, seen) if s is None]
+                sys.stderr.write(f"latency: lat-{i} from {writer.name} not visible on {late} after {visible_timeout:.0f} s\n")
+                if timeouts >= 3:
+                    for node in cluster.nodes:
+                        node.check_alive()
+                    raise BenchError(f"{timeouts} writes never became visible everywhere (after {i + 1} writes)")
+                continue
+            everywhere.append(max(seen) * 1000)
+            each.extend(s * 1000 for s in seen)
+    if not everywhere:
+        raise BenchError("no write became visible everywhere")
+    p99 = percentile(everywhere, 0.99)
+    emit({
+        "bench": "mesh.latency", "nodes": nodes, "writes": writes, "visible_everywhere": len(everywhere),
+        "timeouts": timeouts,
+        "p50_ms": rounded(percentile(everywhere, 0.5)), "p90_ms": rounded(percentile(everywhere, 0.9)),
+        "p99_ms": rounded(p99), "max_ms": rounded(max(everywhere)),
+        "per_node_p50_ms": rounded(percentile(each, 0.5)), "per_node_p99_ms": rounded(percentile(each, 0.99)),
+        "put_p50_ms": rounded(percentile(put_ms, 0.5)),
+        "target_ms": target, "baseline_ms": BASELINE_POLL_MS, "ratio": round(p99 / BASELINE_POLL_MS, 4),
+        "target_ratio": None if target is None else round(p99 / target, 3),
+        "met": None if target is None else p99 < target})
+    ctx.summary.append(
+        f"latency  {nodes:>2} nodes x {writes}: p50 {percentile(everywhere, 0.5):.1f} ms, p99 {p99:.1f} ms, "
+        f"max {max(everywhere):.1f} ms (target {target} ms) {verdict(target is None or p99 < target)}")
+    if timeouts:
+        raise BenchError(f"{timeouts} of {writes} writes never became visible everywhere")
+
+
+def doc_ref(i):
+    return ("beacons" if i % 2 == 0 else "commands"), f"doc-{i}"
+
+
+def write_docs(node, docs, workers=8):
+    def one(i):
+        collection, doc_id = doc_ref(i)
+        put(node, collection, doc_id, {"n": i, "name": f"doc-{i}"})
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(one, range(docs)):
+            pass
+
+
+def wait_replicated(node, docs, timeout=120.0):
+    """Waits until `node` serves the last 20 documents of each collection and 200 random others."""
+    pending = {i for parity in (0, 1) for i in [j for j in range(docs - 1, -1, -1) if j % 2 == parity][:20]}
+    pending |= set(random.sample(range(docs), min(200, docs)))
+    deadline = time.perf_counter() + timeout
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        while pending:
+            found = [i for i, ok in zip(list(pending), pool.map(lambda i: visible(node, *doc_ref(i), "n", i), list(pending))) if ok]
+            pending -= set(found)
+            if not pending:
+                return
+            node.check_alive()
+            if time.perf_counter() > deadline:
+                raise BenchError(f"{node.name} still misses {len(pending)} of the checked documents after {timeout:.0f} s")
+            time.sleep(0.05)
+
+
+def tcp_sent(hosts):
+    """{(local, peer): bytes_sent} of established sync-port TCP connections of `hosts` (via ss), or None."""
+    try:
+        out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sockets, key = {}, None
+    for line in out.splitlines():
+        if line and not line[0].isspace():
+            fields = line.split()
+            local, peer = (fields[2], fields[3]) if len(fields) >= 4 else ("", "")
+            host, _, port = local.rpartition(":")
+            key = (local, peer) if host in hosts and str(SYNC_PORT) in (port, peer.rpartition(":")[2]) else None
+        elif key:
+            match = re.search(r"bytes_sent:(\d+)", line) or re.search(r"bytes_acked:(\d+)", line)
+            if match:
+                sockets[key] = int(match.group(1))
+    return sockets
+
+
+def bench_idle(ctx, docs, seconds, settle=10.0):
+    with Cluster(ctx, 2) as cluster:
+        writer, reader = cluster.nodes
+        t0 = time.perf_counter()
+        write_docs(writer, docs)
+        write_s = time.perf_counter() - t0
+        wait_replicated(reader, docs)
+        replicated_s = time.perf_counter() - t0
+        time.sleep(settle)
+        hosts = {n.host for n in cluster.nodes}
+        before, tcp_before = [n.traffic() for n in cluster.nodes], tcp_sent(hosts)
+        time.sleep(seconds)
+        after, tcp_after = [n.traffic() for n in cluster.nodes], tcp_sent(hosts)
+        rss = [n.rss_mb() for n in cluster.nodes]
+        for node in cluster.nodes:
+            node.check_alive()
+        ctx.populated = (writer.data_dir, writer.name, docs)  # kept for `startup` (the node is stopped first)
+    counters = all(x is not None for pair in before + after for x in pair)
+    sent = sum(a[0] - b[0] for a, b in zip(after, before)) if counters else None
+    received = sum(a[1] - b[1] for a, b in zip(after, before)) if counters else None
+    bps = None if sent is None else sent / seconds
+    tcp_bps = None
+    if tcp_before is not None and tcp_after is not None:
+        tcp_bps = sum(v - tcp_before.get(k, 0) for k, v in tcp_after.items() if v >= tcp_before.get(k, 0)) / seconds
+    max_rss = max((r for r in rss if r is not None), default=None)
+    emit({
+        "bench": "mesh.idle", "nodes": 2, "docs": docs, "seconds": seconds, "settle_s": settle,
+        "write_docs_per_s": round(docs / write_s), "replicated_s": round(replicated_s, 2),
+        "idle_bytes_per_s": rounded(bps), "idle_received_bytes_per_s": None if received is None else rounded(received / seconds),
+        "idle_tcp_bytes_per_s": rounded(tcp_bps), "target_bytes_per_s": IDLE_TARGET_BPS,
+        "target_ratio": None if bps is None else round(bps / IDLE_TARGET_BPS, 3),
+        "met": None if bps is None else bps < IDLE_TARGET_BPS})
+    emit({
+        "bench": "mesh.rss", "nodes": 2, "docs": docs, "rss_mb": [rounded(r) for r in rss], "max_rss_mb": rounded(max_rss),
+        "target_mb": RSS_TARGET_MB, "target_ratio": None if max_rss is None else round(max_rss / RSS_TARGET_MB, 3),
+        "met": None if max_rss is None else max_rss < RSS_TARGET_MB})
+    traffic = "no traffic counters in /metrics" if bps is None else f"{bps:.0f} B/s (target {IDLE_TARGET_BPS}) {verdict(bps < IDLE_TARGET_BPS)}"
+    if tcp_bps is not None:
+        traffic += f", TCP {tcp_bps:.0f} B/s"
+    ctx.summary.append(f"idle     pair, {docs} docs, {seconds:.0f} s: {traffic}; replicated in {replicated_s:.1f} s")
+    if max_rss is not None:
+        ctx.summary.append(f"rss      {', '.join(f'{r:.1f}' for r in rss if r is not None)} MB (target {RSS_TARGET_MB}) {verdict(max_rss < RSS_TARGET_MB)}")
+
+
+def startup_times(ctx, runs, data_dir=None, name="node-0"):
+    times = []
+    for _ in range(runs):
+        node = Node(ctx, name, cluster_hosts(1)[0], data_dir=data_dir)
+        try:
+            times.append(node.start().wait_ready(timeout=30.0, interval=0.005))
+        finally:
+            node.stop()
+    return times
+
+
+def bench_startup(ctx, runs, docs=0):
+    if ctx.populated is None and docs > 0:  # populate a data directory with a lone node first
+        node = Node(ctx, "node-0", cluster_hosts(1)[0])
+        try:
+            node.start().wait_ready()
+            write_docs(node, docs)
+        finally:
+            node.stop()
+        ctx.populated = (node.data_dir, node.name, docs)
+    variants = [(0, None, "node-0")]
+    if ctx.populated:
+        data_dir, name, count = ctx.populated
+        variants.append((count, data_dir, name))
+    for count, data_dir, name in variants:
+        times = startup_times(ctx, runs, data_dir, name)
+        median, worst = statistics.median(times), max(times)
+        emit({
+            "bench": "mesh.startup", "docs": count, "runs": runs, "median_ms": rounded(median), "max_ms": rounded(worst),
+            "target_ms": STARTUP_TARGET_MS, "target_ratio": round(worst / STARTUP_TARGET_MS, 3), "met": worst < STARTUP_TARGET_MS})
+        ctx.summary.append(
+            f"startup  {count:>5} docs x {runs}: median {median:.0f} ms, max {worst:.0f} ms "
+            f"(target {STARTUP_TARGET_MS}) {verdict(worst < STARTUP_TARGET_MS)}")
+
+
+def verdict(ok):
+    return "ok" if ok else "MISSED"
+
+
+class Context:
+    def __init__(self, binary, root):
+        self.binary, self.root = binary, root
+        self.secret = base64.b64encode(os.urandom(32)).decode()
+        self.populated = None  # (data dir, node name, documents) of a stopped node, for startup
+        self.summary = []
+
+
+def main():
+    default_binary = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "release", "peat-mesh-node")
+    parser = argparse.ArgumentParser(description="peat-mesh-node benchmarks (RESULT lines)")
+    parser.add_argument("--binary", default=default_binary, help="peat-mesh-node executable (default: %(default)s)")
+    sub = parser.add_subparsers(dest="workload", required=True)
+    p = sub.add_parser("latency", help="write-to-visible-everywhere latency")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--writes", type=int, default=200)
+    p = sub.add_parser("idle", help="idle sync traffic and RSS of a peer pair holding documents")
+    p.add_argument("--docs", type=int, default=10000)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p = sub.add_parser("startup", help="Popen to ready")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--docs", type=int, default=0, help="also measure a data directory populated with this many documents")
+    sub.add_parser("all", help="latency 3x200 and 10x100, idle 10000 docs / 30 s, startup 5 runs")
+    args = parser.parse_args()
+
+    if not (os.path.isfile(args.binary) and os.access(args.binary, os.X_OK)):
+        sys.exit(f"mesh_bench: no executable {args.binary} (swift build -c release --product peat-mesh-node, or --binary)")
+    if getattr(args, "nodes", 2) < 2 or getattr(args, "nodes", 2) > 254:
+        sys.exit("mesh_bench: --nodes must be 2-254")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop nodes, remove temp dirs
+
+    jobs = {
+        "latency": [("latency", lambda c: bench_latency(c, args.nodes, args.writes))],
+        "idle": [("idle", lambda c: bench_idle(c, args.docs, args.seconds))],
+        "startup": [("startup", lambda c: bench_startup(c, args.runs, args.docs))],
+        "all": [("latency", lambda c: bench_latency(c, 3, 200)), ("latency", lambda c: bench_latency(c, 10, 100)),
+                ("idle", lambda c: bench_idle(c, 10000, 30.0)), ("startup", lambda c: bench_startup(c, 5))],
+    }[args.workload]
+    root = tempfile.mkdtemp(prefix="peat-mesh-bench-")
+    ctx, failed = Context(os.path.abspath(args.binary), root), 0
+    try:
+        for name, job in jobs:
+            try:
+                job(ctx)
+            except BenchError as error:
+                failed += 1
+                emit({"bench": f"mesh.{name}", "error": str(error)})
+                ctx.summary.append(f"{name:<8} FAILED: {error}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print("\nmesh benchmarks (" + os.path.basename(args.binary) + "):\n  " + "\n  ".join(ctx.summary), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
