@@ -373,22 +373,26 @@ def wait_replicated(node, docs, timeout=120.0):
 
 
 def tcp_sent(hosts):
-    """{(local, peer): bytes_sent} of established sync-port TCP connections of `hosts` (via ss), or None."""
+    """{(local, peer): bytes_sent} of established TCP connections to the sync listeners of `hosts` (via ss), or None.
+
+    Both ends of each connection are on this machine, so the sum is what both nodes sent (TLS and TCP
+    payload, no headers); a dialer's own address may be 127.0.0.1, hence matching either endpoint.
+    """
     try:
         out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
         return None
+    listeners = {f"{h}:{SYNC_PORT}" for h in hosts}
     sockets, key = {}, None
     for line in out.splitlines():
         if line and not line[0].isspace():
             fields = line.split()
-            local, peer = (fields[2], fields[3]) if len(fields) >= 4 else ("", "")
-            host, _, port = local.rpartition(":")
-            key = (local, peer) if host in hosts and str(SYNC_PORT) in (port, peer.rpartition(":")[2]) else None
+            key = (fields[2], fields[3]) if len(fields) >= 4 and listeners & {fields[2], fields[3]} else None
         elif key:
-            match = re.search(r"bytes_sent:(\d+)", line) or re.search(r"bytes_acked:(\d+)", line)
-            if match:
-                sockets[key] = int(match.group(1))
+            sent = re.search(r"bytes_sent:(\d+)", line)
+            acked = re.search(r"bytes_acked:(\d+)", line)
+            sockets[key] = int(sent.group(1)) if sent else max(int(acked.group(1)) - 1, 0) if acked else 0
+            key = None
     return sockets
 
 
@@ -414,7 +418,7 @@ def bench_idle(ctx, docs, seconds, settle=10.0):
     received = sum(a[1] - b[1] for a, b in zip(after, before)) if counters else None
     bps = None if sent is None else sent / seconds
     tcp_bps = None
-    if tcp_before is not None and tcp_after is not None:
+    if tcp_before is not None and tcp_after:  # no sync connection seen: no TCP figure
         tcp_bps = sum(v - tcp_before.get(k, 0) for k, v in tcp_after.items() if v >= tcp_before.get(k, 0)) / seconds
     max_rss = max((r for r in rss if r is not None), default=None)
     emit({

@@ -91,7 +91,7 @@ final class MeshCluster: @unchecked Sendable {
     }
 
     /// Waits until every running node has a session to every other running node.
-    func waitConnected(timeout: Duration = .seconds(20)) async throws {
+    func waitConnected(timeout: Duration = .seconds(60)) async throws {
         let running = nodes.compactMap { $0 }
         try await waitUntil("full mesh", timeout: timeout) {
             running.allSatisfy { node in node.mesh.peers().filter(\.connected).count == running.count - 1 }
@@ -105,7 +105,7 @@ final class MeshCluster: @unchecked Sendable {
         return result
     }
 
-    func waitValue(_ collection: String, _ id: String, equals expected: [String: JSON]?, timeout: Duration = .seconds(20)) async throws {
+    func waitValue(_ collection: String, _ id: String, equals expected: [String: JSON]?, timeout: Duration = .seconds(40)) async throws {
         try await waitUntilAsync("\(collection)/\(id) everywhere", timeout: timeout) {
             try await self.values(collection, id).allSatisfy { $0 == expected }
         }

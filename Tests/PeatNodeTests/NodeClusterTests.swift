@@ -30,6 +30,19 @@ struct NodeClusterTests {
         }
     }
 
+    /// Runs a blocking wait (poll, semaphore) on a Dispatch thread: the cooperative pool has only as
+    /// many threads as cores, and blocking them would stall every other test running in parallel.
+    static func blocking<T>(_ body: @escaping () throws -> T) async throws -> T {
+        nonisolated(unsafe) let body = body
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                let result = Result { try body() }
+                nonisolated(unsafe) let unsafeResult = result
+                continuation.resume(with: unsafeResult)
+            }
+        }
+    }
+
     @Test func threeNodesSyncWritesAndDeletesAndKeepIdentityAcrossRestart() async throws {
         let subnet = Int.random(in: 1...250)
         let hosts = (1...3).map { "127.20.\(subnet).\($0)" }
@@ -46,8 +59,9 @@ struct NodeClusterTests {
         defer { for node in nodes where node.process.isRunning { node.signal(SIGKILL) } }
         let base = hosts.map { "http://\($0):8081/api/v1" }
         for i in 0..<3 {
-            try nodes[i].waitForOutput(containing: "Sync stack ready")
-            try nodes[i].waitForOutput(containing: "Broker listening")
+            let node = nodes[i]
+            _ = try await Self.blocking { try node.waitForOutput(containing: "Sync stack ready") }
+            _ = try await Self.blocking { try node.waitForOutput(containing: "Broker listening") }
         }
         try await Self.eventually("every node connected to the other two") {
             for url in base {
@@ -82,12 +96,14 @@ struct NodeClusterTests {
 
         // Node 2 stops, misses a write, restarts with its data directory: same device ID, catches up.
         nodes[2].signal(SIGTERM)
-        let stopped = try nodes[2].finish()
+        let stopping = nodes[2]
+        let stopped = try await Self.blocking { try stopping.finish() }
         #expect(stopped.status == 0)
         #expect(stopped.stdout.contains("Received SIGTERM") && stopped.stdout.contains("peat-mesh-node stopped"))
         #expect(try await Self.request("PUT", base[0] + "/documents/commands/c1", ["verb": "hold"]).status == 201)
         nodes[2] = try NodeProcess(environment: environment(2))
-        try nodes[2].waitForOutput(containing: "Broker listening")
+        let restarted = nodes[2]
+        _ = try await Self.blocking { try restarted.waitForOutput(containing: "Broker listening") }
         try await Self.eventually("c1 reaches the restarted node") {
             (try await Self.request("GET", base[2] + "/documents/commands/c1").json["document"] as? [String: Any])?["verb"] as? String == "hold"
         }
@@ -95,7 +111,7 @@ struct NodeClusterTests {
 
         for node in nodes { node.signal(SIGTERM) }
         for node in nodes {
-            let result = try node.finish()
+            let result = try await Self.blocking { try node.finish() }
             #expect(result.status == 0)
             #expect(result.stdout.contains("Mesh started node_id=node-"))
             #expect(result.stdout.contains("Sync stack ready"))
