@@ -190,9 +190,9 @@ class Node:
             time.sleep(interval)
         raise BenchError(f"{self.name} not ready after {timeout:.0f} s")
 
-    def connected_peers(self):
+    def connected_peer_ids(self):
         body = get_json(self.url("/api/v1/peers")) or {}
-        return sum(1 for p in body.get("peers", []) if p.get("connected"))
+        return {p.get("id") for p in body.get("peers", []) if p.get("connected")}
 
     def traffic(self):
         """(sent, received) mesh payload bytes from /metrics; None where the counter is absent."""
@@ -222,6 +222,9 @@ class Node:
         if self.process is None:
             return
         self.terminate()
+        if not self.terminated:  # it had exited by itself (check_alive reports that)
+            self.process.wait()
+            return
         try:
             code = self.process.wait(timeout=10)
             if code != 0:
@@ -241,6 +244,7 @@ class Cluster:
         self.nodes = [
             Node(ctx, names[i], hosts[i], [f"{names[j]}@{hosts[j]}:{SYNC_PORT}" for j in range(count) if j != i])
             for i in range(count)]
+        self.one_sided = []
 
     def __enter__(self):
         try:
@@ -261,19 +265,36 @@ class Cluster:
         for node in self.nodes:
             node.stop()
 
-    def wait_mesh(self, timeout=60.0):
+    def wait_mesh(self, timeout=30.0, strict=10.0):
+        """Waits until every node is ready and reports the N-1 others connected in /api/v1/peers.
+
+        After `strict` seconds it settles for every pair being connected as seen from at least one
+        side, and records the pairs where one side still says "not connected" (self.one_sided,
+        [reporter, peer]), which are warned about and reported in the RESULT lines.
+        """
         for node in self.nodes:
             node.wait_ready(timeout)
-        want = len(self.nodes) - 1
-        deadline = time.perf_counter() + timeout
+        start = time.perf_counter()
+        names = [node.name for node in self.nodes]
         while True:
-            counts = [node.connected_peers() for node in self.nodes]
-            if all(c >= want for c in counts):
+            connected = {node.name: node.connected_peer_ids() for node in self.nodes}
+            one_sided = [[a, b] for a in names for b in names if a != b and b not in connected[a]]
+            if not one_sided:
+                return
+            elapsed = time.perf_counter() - start
+            if elapsed > strict and all(a in connected[b] for a, b in one_sided):
+                self.one_sided = one_sided
+                sys.stderr.write(f"warning: peers connected from one side only after {strict:.0f} s "
+                                 f"([reporter, peer] whose /api/v1/peers says not connected): {one_sided}\n")
                 return
             for node in self.nodes:
                 node.check_alive()
-            if time.perf_counter() > deadline:
-                raise BenchError(f"mesh not formed after {timeout:.0f} s: connected peers per node {counts}, want {want}")
+            if elapsed > timeout:
+                first = self.nodes[0]
+                status, raw = http("GET", first.url("/api/v1/peers"))
+                sys.stderr.write(f"--- {first.name} GET /api/v1/peers -> {status}: {raw[:600].decode(errors='replace')}\n")
+                counts = [len(connected[n]) for n in names]
+                raise BenchError(f"mesh not formed after {timeout:.0f} s: connected peers per node {counts}, want {len(names) - 1}")
             time.sleep(0.05)
 
 
@@ -304,6 +325,7 @@ def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
     target = LATENCY_TARGET_MS.get(nodes)
     everywhere, each, put_ms, timeouts = [], [], [], 0
     with Cluster(ctx, nodes) as cluster, cf.ThreadPoolExecutor(max_workers=nodes - 1) as pool:
+        one_sided = cluster.one_sided
         for i in range(writes):
             writer = cluster.nodes[i % nodes]
             readers = [n for n in cluster.nodes if n is not writer]
@@ -312,12 +334,12 @@ def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
             put_ms.append((time.perf_counter() - t0) * 1000)
             seen = list(pool.map(lambda n: poll_until_visible(n, "tracks", f"lat-{i}", "seq", i, t0, visible_timeout), readers))
             if None in seen:
+                for node in cluster.nodes:
+                    node.check_alive()
                 timeouts += 1
                 late = [n.name for n, s in zip(readers, seen) if s is None]
                 sys.stderr.write(f"latency: lat-{i} from {writer.name} not visible on {late} after {visible_timeout:.0f} s\n")
                 if timeouts >= 3:
-                    for node in cluster.nodes:
-                        node.check_alive()
                     raise BenchError(f"{timeouts} writes never became visible everywhere (after {i + 1} writes)")
                 continue
             everywhere.append(max(seen) * 1000)
@@ -327,7 +349,7 @@ def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
     p99 = percentile(everywhere, 0.99)
     emit({
         "bench": "mesh.latency", "nodes": nodes, "writes": writes, "visible_everywhere": len(everywhere),
-        "timeouts": timeouts,
+        "timeouts": timeouts, "peers_one_sided": one_sided,
         "p50_ms": rounded(percentile(everywhere, 0.5)), "p90_ms": rounded(percentile(everywhere, 0.9)),
         "p99_ms": rounded(p99), "max_ms": rounded(max(everywhere)),
         "per_node_p50_ms": rounded(percentile(each, 0.5)), "per_node_p99_ms": rounded(percentile(each, 0.99)),
@@ -337,7 +359,8 @@ def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
         "met": None if target is None else p99 < target})
     ctx.summary.append(
         f"latency  {nodes:>2} nodes x {writes}: p50 {percentile(everywhere, 0.5):.1f} ms, p99 {p99:.1f} ms, "
-        f"max {max(everywhere):.1f} ms (target {target} ms) {verdict(target is None or p99 < target)}")
+        f"max {max(everywhere):.1f} ms (target {target} ms) {verdict(target is None or p99 < target)}"
+        + (f"; one-sided peers {one_sided}" if one_sided else ""))
     if timeouts:
         raise BenchError(f"{timeouts} of {writes} writes never became visible everywhere")
 
@@ -362,8 +385,8 @@ def wait_replicated(node, docs, timeout=120.0):
     deadline = time.perf_counter() + timeout
     with cf.ThreadPoolExecutor(max_workers=8) as pool:
         while pending:
-            found = [i for i, ok in zip(list(pending), pool.map(lambda i: visible(node, *doc_ref(i), "n", i), list(pending))) if ok]
-            pending -= set(found)
+            ids = list(pending)
+            pending -= {i for i, ok in zip(ids, pool.map(lambda i: visible(node, *doc_ref(i), "n", i), ids)) if ok}
             if not pending:
                 return
             node.check_alive()
@@ -412,6 +435,7 @@ def bench_idle(ctx, docs, seconds, settle=10.0):
         rss = [n.rss_mb() for n in cluster.nodes]
         for node in cluster.nodes:
             node.check_alive()
+        one_sided = cluster.one_sided
         ctx.populated = (writer.data_dir, writer.name, docs)  # kept for `startup` (the node is stopped first)
     counters = all(x is not None for pair in before + after for x in pair)
     sent = sum(a[0] - b[0] for a, b in zip(after, before)) if counters else None
@@ -422,8 +446,9 @@ def bench_idle(ctx, docs, seconds, settle=10.0):
         tcp_bps = sum(v - tcp_before.get(k, 0) for k, v in tcp_after.items() if v >= tcp_before.get(k, 0)) / seconds
     max_rss = max((r for r in rss if r is not None), default=None)
     emit({
-        "bench": "mesh.idle", "nodes": 2, "docs": docs, "seconds": seconds, "settle_s": settle,
+        "bench": "mesh.idle", "nodes": 2, "docs": docs, "seconds": seconds, "settle_s": settle, "peers_one_sided": one_sided,
         "write_docs_per_s": round(docs / write_s), "replicated_s": round(replicated_s, 2),
+        "sync_sent_bytes_before_idle": None if sent is None else int(sum(b[0] for b in before)),
         "idle_bytes_per_s": rounded(bps), "idle_received_bytes_per_s": None if received is None else rounded(received / seconds),
         "idle_tcp_bytes_per_s": rounded(tcp_bps), "target_bytes_per_s": IDLE_TARGET_BPS,
         "target_ratio": None if bps is None else round(bps / IDLE_TARGET_BPS, 3),
@@ -492,16 +517,19 @@ def main():
     parser = argparse.ArgumentParser(description="peat-mesh-node benchmarks (RESULT lines)")
     parser.add_argument("--binary", default=default_binary, help="peat-mesh-node executable (default: %(default)s)")
     sub = parser.add_subparsers(dest="workload", required=True)
-    p = sub.add_parser("latency", help="write-to-visible-everywhere latency")
+    # --binary also after the workload (`mesh_bench.py all --binary PATH`); SUPPRESS keeps the top-level value otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--binary", default=argparse.SUPPRESS, help="peat-mesh-node executable")
+    p = sub.add_parser("latency", parents=[common], help="write-to-visible-everywhere latency")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--writes", type=int, default=200)
-    p = sub.add_parser("idle", help="idle sync traffic and RSS of a peer pair holding documents")
+    p = sub.add_parser("idle", parents=[common], help="idle sync traffic and RSS of a peer pair holding documents")
     p.add_argument("--docs", type=int, default=10000)
     p.add_argument("--seconds", type=float, default=30.0)
-    p = sub.add_parser("startup", help="Popen to ready")
+    p = sub.add_parser("startup", parents=[common], help="Popen to ready")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--docs", type=int, default=0, help="also measure a data directory populated with this many documents")
-    sub.add_parser("all", help="latency 3x200 and 10x100, idle 10000 docs / 30 s, startup 5 runs")
+    sub.add_parser("all", parents=[common], help="latency 3x200 and 10x100, idle 10000 docs / 30 s, startup 5 runs")
     args = parser.parse_args()
 
     if not (os.path.isfile(args.binary) and os.access(args.binary, os.X_OK)):
@@ -510,22 +538,27 @@ def main():
         sys.exit("mesh_bench: --nodes must be 2-254")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop nodes, remove temp dirs
 
-    jobs = {
-        "latency": [("latency", lambda c: bench_latency(c, args.nodes, args.writes))],
-        "idle": [("idle", lambda c: bench_idle(c, args.docs, args.seconds))],
-        "startup": [("startup", lambda c: bench_startup(c, args.runs, args.docs))],
-        "all": [("latency", lambda c: bench_latency(c, 3, 200)), ("latency", lambda c: bench_latency(c, 10, 100)),
-                ("idle", lambda c: bench_idle(c, 10000, 30.0)), ("startup", lambda c: bench_startup(c, 5))],
-    }[args.workload]
+    # (workload, fields identifying it in an error RESULT, run)
+    if args.workload == "latency":
+        jobs = [("latency", {"nodes": args.nodes}, lambda c: bench_latency(c, args.nodes, args.writes))]
+    elif args.workload == "idle":
+        jobs = [("idle", {"docs": args.docs}, lambda c: bench_idle(c, args.docs, args.seconds))]
+    elif args.workload == "startup":
+        jobs = [("startup", {}, lambda c: bench_startup(c, args.runs, args.docs))]
+    else:
+        jobs = [("latency", {"nodes": 3}, lambda c: bench_latency(c, 3, 200)),
+                ("latency", {"nodes": 10}, lambda c: bench_latency(c, 10, 100)),
+                ("idle", {"docs": 10000}, lambda c: bench_idle(c, 10000, 30.0)),
+                ("startup", {}, lambda c: bench_startup(c, 5))]
     root = tempfile.mkdtemp(prefix="peat-mesh-bench-")
     ctx, failed = Context(os.path.abspath(args.binary), root), 0
     try:
-        for name, job in jobs:
+        for name, fields, job in jobs:
             try:
                 job(ctx)
             except BenchError as error:
                 failed += 1
-                emit({"bench": f"mesh.{name}", "error": str(error)})
+                emit({"bench": f"mesh.{name}", **fields, "error": str(error)})
                 ctx.summary.append(f"{name:<8} FAILED: {error}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
