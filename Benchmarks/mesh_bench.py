@@ -378,11 +378,11 @@ def write_docs(node, docs, workers=8):
             pass
 
 
-def wait_replicated(node, docs, timeout=120.0):
+def wait_replicated(node, docs, timeout=60.0):
     """Waits until `node` serves the last 20 documents of each collection and 200 random others."""
     pending = {i for parity in (0, 1) for i in [j for j in range(docs - 1, -1, -1) if j % 2 == parity][:20]}
     pending |= set(random.sample(range(docs), min(200, docs)))
-    deadline = time.perf_counter() + timeout
+    checked, deadline = len(pending), time.perf_counter() + timeout
     with cf.ThreadPoolExecutor(max_workers=8) as pool:
         while pending:
             ids = list(pending)
@@ -391,8 +391,16 @@ def wait_replicated(node, docs, timeout=120.0):
                 return
             node.check_alive()
             if time.perf_counter() > deadline:
-                raise BenchError(f"{node.name} still misses {len(pending)} of the checked documents after {timeout:.0f} s")
+                break
             time.sleep(0.05)
+    # Say how they differ: absent, or served with other content (one example).
+    answers = [(i, http("GET", node.url("/api/v1/documents/{}/{}".format(*doc_ref(i))))) for i in sorted(pending)]
+    absent = sum(1 for _, (status, _) in answers if status == 404)
+    other = [(i, raw) for i, (status, raw) in answers if status == 200]
+    example = f"; e.g. {'/'.join(doc_ref(other[0][0]))} is {other[0][1][:160].decode(errors='replace')}" if other else ""
+    raise BenchError(
+        f"{node.name}: {len(pending)} of {checked} checked documents not replicated after {timeout:.0f} s "
+        f"({absent} absent, {len(other)} served with other content{example})")
 
 
 def tcp_sent(hosts):
@@ -425,6 +433,7 @@ def bench_idle(ctx, docs, seconds, settle=10.0):
         t0 = time.perf_counter()
         write_docs(writer, docs)
         write_s = time.perf_counter() - t0
+        ctx.populated = (writer.data_dir, writer.name, docs)  # for `startup`, once the node is stopped
         wait_replicated(reader, docs)
         replicated_s = time.perf_counter() - t0
         time.sleep(settle)
@@ -436,7 +445,6 @@ def bench_idle(ctx, docs, seconds, settle=10.0):
         for node in cluster.nodes:
             node.check_alive()
         one_sided = cluster.one_sided
-        ctx.populated = (writer.data_dir, writer.name, docs)  # kept for `startup` (the node is stopped first)
     counters = all(x is not None for pair in before + after for x in pair)
     sent = sum(a[0] - b[0] for a, b in zip(after, before)) if counters else None
     received = sum(a[1] - b[1] for a, b in zip(after, before)) if counters else None

@@ -24,7 +24,8 @@ final class PeerTable: Sendable {
 
     private struct State {
         var discovered: [String: Discovered] = [:]
-        var sessions: [DeviceID: Session] = [:]
+        /// Open sessions by session ID: during a connection replacement a device briefly has two.
+        var sessions: [UInt64: Session] = [:]
         var nextSessionID: UInt64 = 0
     }
 
@@ -51,7 +52,7 @@ final class PeerTable: Sendable {
         state.withLock { state in
             guard let lost = state.discovered.removeValue(forKey: nodeID) else { return nil }
             let device = lost.known ?? lost.expected
-            if let device, let session = state.sessions[device] { return session.connection }
+            if let device, let session = state.sessions.values.first(where: { $0.connection.peer.deviceID == device }) { return session.connection }
             return state.sessions.values.first { $0.nodeID == nodeID }?.connection
         }
     }
@@ -72,7 +73,8 @@ final class PeerTable: Sendable {
     /// Whether a session to the discovered peer is open (by its device, or by the node ID it said).
     func isConnected(_ nodeID: String) -> Bool {
         state.withLock { state in
-            if let peer = state.discovered[nodeID], let device = peer.known ?? peer.expected, state.sessions[device] != nil {
+            if let peer = state.discovered[nodeID], let device = peer.known ?? peer.expected,
+               state.sessions.values.contains(where: { $0.connection.peer.deviceID == device }) {
                 return true
             }
             return state.sessions.values.contains { $0.nodeID == nodeID }
@@ -84,7 +86,7 @@ final class PeerTable: Sendable {
     func open(_ connection: any SyncConnection, addresses: [String]) -> UInt64 {
         state.withLock { state in
             state.nextSessionID += 1
-            state.sessions[connection.peer.deviceID] = Session(id: state.nextSessionID, nodeID: nil, connection: connection, addresses: addresses)
+            state.sessions[state.nextSessionID] = Session(id: state.nextSessionID, nodeID: nil, connection: connection, addresses: addresses)
             return state.nextSessionID
         }
     }
@@ -92,14 +94,14 @@ final class PeerTable: Sendable {
     /// Records the node ID a session's peer said; returns the peer as `/peers` shows it.
     func hello(_ device: DeviceID, session: UInt64, nodeID: String) -> MeshPeer? {
         state.withLock { state in
-            guard var current = state.sessions[device], current.id == session else { return nil }
+            guard var current = state.sessions[session] else { return nil }
             current.nodeID = nodeID
             if let discovered = state.discovered[nodeID] {
                 current.addresses = discovered.info.addresses.map(\.description)
                 state.discovered[nodeID]?.known = device
                 state.discovered[nodeID]?.state = "connected"
             }
-            state.sessions[device] = current
+            state.sessions[session] = current
             return Self.peer(current)
         }
     }
@@ -107,8 +109,7 @@ final class PeerTable: Sendable {
     /// Removes a session that ended; returns the peer as it was.
     func close(_ device: DeviceID, session: UInt64) -> MeshPeer? {
         state.withLock { state in
-            guard let current = state.sessions[device], current.id == session else { return nil }
-            state.sessions[device] = nil
+            guard let current = state.sessions.removeValue(forKey: session) else { return nil }
             return Self.peer(current)
         }
     }
@@ -122,10 +123,16 @@ final class PeerTable: Sendable {
     /// Connected peers first (by ID), then discovered peers without a session.
     func peers() -> [MeshPeer] {
         state.withLock { state in
-            let connected = state.sessions.values.map(Self.peer).sorted { $0.id < $1.id }
+            // One entry per device: the newest session.
+            var newest: [DeviceID: Session] = [:]
+            for session in state.sessions.values where session.id > (newest[session.connection.peer.deviceID]?.id ?? 0) {
+                newest[session.connection.peer.deviceID] = session
+            }
+            let connected = newest.values.map(Self.peer).sorted { $0.id < $1.id }
+            let connectedDevices = Set(newest.keys)
             let connectedIDs = Set(connected.map(\.id))
             let others = state.discovered.values
-                .filter { !connectedIDs.contains($0.info.nodeID) && ($0.known.map { state.sessions[$0] == nil } ?? true) }
+                .filter { !connectedIDs.contains($0.info.nodeID) && ($0.known.map { !connectedDevices.contains($0) } ?? true) }
                 .map { peer in
                     MeshPeer(
                         id: peer.info.nodeID, deviceID: (peer.known ?? peer.expected)?.hex, connected: false,
@@ -137,5 +144,5 @@ final class PeerTable: Sendable {
         }
     }
 
-    var connectedCount: Int { state.withLock { $0.sessions.count } }
+    var connectedCount: Int { state.withLock { Set($0.sessions.values.map(\.connection.peer.deviceID)).count } }
 }

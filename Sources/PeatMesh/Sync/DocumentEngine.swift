@@ -409,8 +409,11 @@ actor DocumentEngine {
                 peers[device]!.controls.append(.keys(bucket: UInt8(bucket), entries: index.entries(inBucket: bucket)))
             }
             peers[device]!.doorbell.yield()
-        case .keys(let bucket, let theirs):
+        case .keys(let bucket, let theirs, let isReply):
             let mine = index.entries(inBucket: Int(bucket))
+            if !isReply {
+                peers[device]!.controls.append(.keys(bucket: bucket, entries: mine, isReply: true))
+            }
             var theirDigests: [DocumentKey: [UInt8]] = [:]
             for entry in theirs { theirDigests[entry.key] = entry.digest }
             for entry in mine where theirDigests.removeValue(forKey: entry.key) != entry.digest {

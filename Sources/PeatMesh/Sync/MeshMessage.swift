@@ -24,7 +24,9 @@ enum MeshMessage: Equatable, Sendable {
     /// The sender's bucket digests of one group (sent for groups that differ).
     case buckets(group: UInt8, digests: [[UInt8]])
     /// The sender's documents in one bucket, with their digests (sent for buckets that differ).
-    case keys(bucket: UInt8, entries: [KeyDigest])
+    /// `isReply` when answering the peer's `keys` for the same bucket, so both sides restart the sync
+    /// of every document that differs (each forgets what it believed it had sent).
+    case keys(bucket: UInt8, entries: [KeyDigest], isReply: Bool = false)
     /// Document sync messages (PeatCRDT's `generateSyncMessage` output), several per frame.
     case documents([DocumentMessage])
     /// A piece of a frame too large to send whole; the last piece has `more == false`.
@@ -64,9 +66,10 @@ enum MeshMessage: Equatable, Sendable {
             w.byte(Kind.buckets.rawValue)
             w.byte(group)
             for digest in digests { w.raw(digest) }
-        case .keys(let bucket, let entries):
+        case .keys(let bucket, let entries, let isReply):
             w.byte(Kind.keys.rawValue)
             w.byte(bucket)
+            w.byte(isReply ? 1 : 0)
             w.uleb(entries.count)
             for entry in entries {
                 w.string(entry.key.collection)
@@ -126,6 +129,8 @@ enum MeshMessage: Equatable, Sendable {
             self = .buckets(group: group, digests: digests)
         case .keys:
             let bucket = try r.byte()
+            let reply = try r.byte()
+            guard reply <= 1 else { throw WireReader.malformed("keys flag") }
             let n = try r.count(minimumItemSize: 2 + Self.digestSize)
             var entries: [KeyDigest] = []
             entries.reserveCapacity(n)
@@ -133,7 +138,7 @@ enum MeshMessage: Equatable, Sendable {
                 let key = try Self.key(&r)
                 entries.append(KeyDigest(key: key, digest: try r.raw(Self.digestSize)))
             }
-            self = .keys(bucket: bucket, entries: entries)
+            self = .keys(bucket: bucket, entries: entries, isReply: reply == 1)
         case .documents:
             let n = try r.count(minimumItemSize: 3)
             var documents: [DocumentMessage] = []
