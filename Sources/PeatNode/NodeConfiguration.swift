@@ -27,20 +27,6 @@ struct NodeConfiguration: Sendable {
         case text, json
     }
 
-    struct Compaction: Sendable, Equatable {
-        /// The shortest sweep interval; a shorter configured one is raised to this.
-        static let minimumIntervalSeconds = 10
-
-        var enabled = false
-        var intervalSeconds = 300
-        var thresholdBytes = 65_536
-        /// Empty means: derive from the LatestOnly collections.
-        var collections: [String] = []
-
-        /// The interval the compaction sweep really uses.
-        var effectiveIntervalSeconds: Int { max(intervalSeconds, Self.minimumIntervalSeconds) }
-    }
-
     var identity: IdentityConfiguration
     var discovery: DiscoveryMode
     var staticPeers: [StaticDiscovery.Peer]
@@ -49,7 +35,7 @@ struct NodeConfiguration: Sendable {
     var brokerPort: Int
     var syncPort: Int
     var relayURLs: [String]
-    var compaction: Compaction
+    var compaction: CompactionConfiguration
     /// `PEAT_SYNC_MODE_OVERRIDES`: per-collection sync modes over the design's defaults.
     var syncModeOverrides: [String: SyncMode]
     /// `PEAT_ANTI_ENTROPY_INTERVAL_SECS`: seconds between anti-entropy passes (default 5).
@@ -81,9 +67,9 @@ struct NodeConfiguration: Sendable {
         relayURLs = try environment.list(relays?.value).map { url throws(ConfigurationError) in
             try Self.parseRelayURL(url, variable: relays?.name ?? "PEAT_RELAY_URLS")
         }
-        compaction = Compaction(
+        compaction = CompactionConfiguration(
             enabled: try environment.boolean("PEAT_COMPACTION_ENABLED", default: false),
-            intervalSeconds: try environment.integer("PEAT_COMPACTION_INTERVAL_SECS", in: 1...31_536_000, default: 300),
+            interval: .seconds(try environment.integer("PEAT_COMPACTION_INTERVAL_SECS", in: 1...31_536_000, default: 300)),
             thresholdBytes: try environment.integer("PEAT_COMPACTION_THRESHOLD_BYTES", in: 0...(1 << 40), default: 65_536),
             collections: try environment.list("PEAT_COMPACTION_COLLECTIONS").map { name throws(ConfigurationError) in
                 try Self.parseCollectionName(name)

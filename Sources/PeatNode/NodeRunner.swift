@@ -94,9 +94,7 @@ struct NodeRunner {
                 .configure { mesh in
                     mesh.syncModes = SyncModeRegistry(overrides: configuration.syncModeOverrides)
                     mesh.antiEntropyInterval = .seconds(configuration.antiEntropyIntervalSeconds)
-                    mesh.compaction = CompactionConfiguration(
-                        enabled: configuration.compaction.enabled, interval: .seconds(configuration.compaction.intervalSeconds),
-                        thresholdBytes: configuration.compaction.thresholdBytes, collections: configuration.compaction.collections)
+                    mesh.compaction = configuration.compaction
                     // Pods are named by their identity context unless PEAT_IDENTITY_CONTEXT says otherwise:
                     // then a peer found by Kubernetes must hold the key its pod name derives.
                     mesh.identityCheckedSources = identity.context == identity.nodeID ? ["kubernetes"] : []

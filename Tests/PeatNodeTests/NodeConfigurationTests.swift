@@ -31,7 +31,7 @@ struct NodeConfigurationTests {
         #expect(configuration.brokerPort == 8081)
         #expect(configuration.syncPort == 11204)
         #expect(configuration.relayURLs.isEmpty)
-        #expect(configuration.compaction == .init(enabled: false, intervalSeconds: 300, thresholdBytes: 65_536, collections: []))
+        #expect(configuration.compaction == .init(enabled: false, interval: .seconds(300), thresholdBytes: 65_536, collections: []))
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
     }
@@ -67,7 +67,7 @@ struct NodeConfigurationTests {
         #expect(configuration.brokerPort == 18081)
         #expect(configuration.syncPort == 21204)
         #expect(configuration.relayURLs == ["https://relay-a.example.com", "http://relay-b.example.com:8080/"])
-        #expect(configuration.compaction == .init(enabled: true, intervalSeconds: 60, thresholdBytes: 16384, collections: ["beacons", "node_states"]))
+        #expect(configuration.compaction == .init(enabled: true, interval: .seconds(60), thresholdBytes: 16384, collections: ["beacons", "node_states"]))
         #expect(configuration.logLevel == .warning)
         #expect(configuration.logFormat == .json)
     }
@@ -119,8 +119,8 @@ struct NodeConfigurationTests {
 
     @Test func shortCompactionIntervalIsRaisedToTheMinimum() throws {
         let configuration = try Self.parse(["PEAT_COMPACTION_INTERVAL_SECS": "3"])
-        #expect(configuration.compaction.intervalSeconds == 3)
-        #expect(configuration.compaction.effectiveIntervalSeconds == 10)
+        #expect(configuration.compaction.interval == .seconds(3))
+        #expect(configuration.compaction.effectiveInterval == .seconds(10))
     }
 
     @Test func secretErrorsNeverContainTheSecret() {

@@ -95,8 +95,7 @@ actor DocumentEngine {
         } catch {
             throw MeshError(code: .storage, message: "cannot read \(key): \(error.message)", cause: error)
         }
-        guard let stored, let header = StoredEnvelope.header(stored.value) else { return nil }
-        _ = header
+        guard let stored, StoredEnvelope.header(stored.value) != nil else { return nil }
         let document: Document
         do {
             document = try Document(loading: StoredEnvelope.body(stored.value), actor: actorID)
