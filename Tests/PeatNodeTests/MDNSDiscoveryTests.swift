@@ -76,7 +76,8 @@ struct MDNSDiscoveryTests {
         try b.waitForOutput(containing: "Peer discovered peer=node-a addresses=[\(hosts.addressA):11204] source=mdns", timeout: 10)
         #expect(Date().timeIntervalSince(start) < 10)
         b.signal(SIGTERM)
-        #expect(try b.finish().status == 0)
+        let stopped = try b.finish()
+        #expect(stopped.status == 0, "node-b stopped with \(stopped.status):\n\(stopped.stdout)\n\(stopped.stderr)")
         // node-b said goodbye (TTL 0): node-a drops it at once, not after the 120 s TTL.
         try a.waitForOutput(containing: "Peer lost peer=node-b", timeout: 10)
         a.signal(SIGTERM)

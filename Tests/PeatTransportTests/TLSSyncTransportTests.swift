@@ -166,6 +166,38 @@ struct TLSSyncTransportTests {
         }
     }
 
+    /// A listener stopped while accepted connections are still queued (swift-nio#2637) and dials
+    /// cancelled mid-handshake release their channels instead of trapping — a node stopped by
+    /// SIGTERM while peers connect must exit cleanly.
+    @Test func stoppingWithConnectionsInFlightDoesNotTrap() async throws {
+        for _ in 0..<5 {
+            let server = try TransportHarness.transport("peat-mesh-0")
+            let dialer = try TransportHarness.transport("peat-mesh-1")
+            let serving = Task { try await server.run() }
+            let address = try await server.listeningAddress()
+            let clients = try await withThrowingTaskGroup(of: (any Channel).self) { group in
+                for _ in 0..<48 {
+                    group.addTask {
+                        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                            .connect(host: address.host, port: address.port).get()
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let dials = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 { group.addTask { _ = try? await dialer.connect(to: address, expectedPeer: nil) } }
+                }
+            }
+            serving.cancel()
+            dials.cancel()
+            _ = try? await serving.value
+            await dials.value
+            for client in clients { try? await client.close() }
+            #expect(server.connectedPeers.isEmpty)
+        }
+    }
+
     static let hostileBytes: [(String, [UInt8], TransportError.Code)] = [
         ("garbage", Array("GET / HTTP/1.1\r\n\r\n".utf8), .unsupportedVersion),
         ("oversized", [1, 0, 0x7f, 0xff, 0xff, 0xff], .frameTooLarge),

@@ -58,6 +58,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
 
     private struct State {
         var connections: [DeviceID: (connection: TLSSyncConnection, since: ContinuousClock.Instant)] = [:]
+        /// Every open channel, authenticated or still in its handshake: closed at shutdown.
+        var channels: [ObjectIdentifier: any Channel] = [:]
         var loggedRejections: Set<String> = []
         var closed = false
     }
@@ -87,6 +89,12 @@ public final class TLSSyncTransport: SyncTransport, Service {
         (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
         (events, eventContinuation) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(1024))
         bound = group.next().makePromise(of: SocketAddress.self)
+    }
+
+    deinit {
+        // A transport dropped without ever running still settles `listeningAddress()` waiters
+        // (a no-op when `run()` already bound or failed).
+        bound.fail(TransportError(code: .transportClosed, message: "the transport was released without listening"))
     }
 
     /// Waits until the listener is bound and returns its address.
@@ -143,6 +151,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
             }
         } onCancelOrGracefulShutdown: {
             server.channel.close(promise: nil)
+            self.closeAllChannels()
         }
     }
 
@@ -156,8 +165,35 @@ public final class TLSSyncTransport: SyncTransport, Service {
         for connection in connections {
             connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
         }
+        closeAllChannels()
         inboundContinuation.finish()
         eventContinuation.finish()
+    }
+
+    /// Closes every channel, including handshakes in flight, so stopping never waits for a handshake timeout.
+    private func closeAllChannels() {
+        let channels = state.withLockedValue { state in
+            state.closed = true
+            return Array(state.channels.values)
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    /// Tracks a new channel until it closes; one opened after shutdown is closed at once.
+    private func track(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        let open = state.withLockedValue { state in
+            guard !state.closed else { return false }
+            state.channels[key] = channel
+            return true
+        }
+        guard open else {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.channels.removeValue(forKey: key) }
+        }
     }
 
     private func completeInbound(_ pending: PendingConnection) async {
@@ -203,15 +239,37 @@ public final class TLSSyncTransport: SyncTransport, Service {
     // MARK: Pipeline
 
     /// What a new channel's initializer produces: the wrapped channel and its handshake result.
-    struct PendingConnection: Sendable {
+    ///
+    /// NIO can drop one unread: a listener closing while accepted connections are still buffered,
+    /// or a dial cancelled mid-connect (swift-nio#2637). An unfinished `NIOAsyncChannel` writer traps
+    /// when released, so a pending connection nobody took releases its channel itself.
+    final class PendingConnection: Sendable {
         let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
         let authenticated: EventLoopFuture<PeerIdentity>
         let roundTripTime: NIOLockedValueBox<Duration?>
         let closeReason: NIOLockedValueBox<TransportError?>
         let remoteAddress: String
+        /// Taken when the channel is handed to a `TLSSyncConnection` or released after a failure.
+        let handOver = ConnectionClaim()
+
+        init(
+            asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, authenticated: EventLoopFuture<PeerIdentity>,
+            roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>, remoteAddress: String
+        ) {
+            self.asyncChannel = asyncChannel
+            self.authenticated = authenticated
+            self.roundTripTime = roundTripTime
+            self.closeReason = closeReason
+            self.remoteAddress = remoteAddress
+        }
+
+        deinit {
+            if handOver.take() { asyncChannel.finishUnused() }
+        }
     }
 
     private func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?) throws -> PendingConnection {
+        track(channel)
         let operations = channel.pipeline.syncOperations
         let verify: NIOSSLCustomVerificationCallback = { chain, promise in promise.succeed(TLSContextFactory.verify(chain)) }
         if role == .responder {
@@ -257,8 +315,11 @@ public final class TLSSyncTransport: SyncTransport, Service {
             let failure = (error as? TransportError)
                 ?? TransportError(code: .handshakeFailed, message: "the handshake failed", cause: error)
             report(rejection: failure, address: pending.remoteAddress)
-            pending.asyncChannel.finishUnused()
+            if pending.handOver.take() { pending.asyncChannel.finishUnused() }
             throw failure
+        }
+        guard pending.handOver.take() else {
+            throw TransportError(code: .connectionClosed, message: "the connection was already released")
         }
         let remoteAddress = pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress
         let connection = TLSSyncConnection(
