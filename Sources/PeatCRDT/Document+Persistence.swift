@@ -4,12 +4,13 @@ extension Document {
     public static let maximumDepth = 64
 
     /// The whole document as bytes: its history as a change batch, preceded by the materialised state
-    /// when compaction dropped history.
+    /// when the history alone does not rebuild it (compaction dropped history, or a LatestOnly
+    /// snapshot was merged).
     public func save() -> [UInt8] {
         commit()
         var encoder = ChangeBatchEncoder(actors: actors)
         var state: [UInt8]? = nil
-        if historyBase.contains(where: { $0 > 0 }) { state = encodeState(&encoder) }
+        if hasUnloggedState || historyBase.contains(where: { $0 > 0 }) { state = encodeState(&encoder) }
         encoder.append(log) { i in (log[Int(i)].actor, log[Int(i)].seq) }
         return encoder.finished(state: state)
     }
@@ -25,6 +26,7 @@ extension Document {
         let map = mapping(for: decoder.actors)
         if let state = decoder.state {
             try decodeState(state, map.indices)
+            hasUnloggedState = true
             // History since the compaction point: already reflected in the state, kept for sync. Each
             // actor's changes continue its history base, up to the version the state section recorded.
             let stateSeqs = seqs

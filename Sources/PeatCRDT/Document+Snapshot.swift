@@ -173,6 +173,7 @@ extension Document {
             for slot in old.all { if case .object = slot.value { removeSubtree(slot.id) } }
         }
         if v.counter > maxOp { maxOp = v.counter }
+        hasUnloggedState = true
         fieldVersion[key] = v
         guard let tree else {
             root.entries[key] = nil

@@ -42,6 +42,9 @@ public final class Document {
     var headIndices: [Int32] = []
     var hashes: [ChangeHash] = []
     var hashIndex: [ChangeHash: Int32]? = nil
+    /// Whether the state holds content no change in `log` explains (a merged LatestOnly snapshot, or a
+    /// loaded state section): `save()` must then write the state, not only the history.
+    var hasUnloggedState = false
     /// Heads whose changes are not in `log` (compaction dropped them): hash -> actor and seq.
     var externalHeads: [ChangeHash: (actor: UInt32, seq: UInt64)] = [:]
     /// Every dropped change hash still referenced as a dependency resolves through here.

@@ -28,9 +28,14 @@ final class MeshCluster: @unchecked Sendable {
     var nodes: [Node?]
     var antiEntropy: Duration
     var compaction: CompactionConfiguration
+    var cacheSize: Int
 
-    init(size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init()) async throws {
+    init(
+        size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init(),
+        cacheSize: Int = 2048
+    ) async throws {
         self.size = size
+        self.cacheSize = cacheSize
         self.secret = secret
         self.antiEntropy = antiEntropy
         self.compaction = compaction
@@ -52,6 +57,7 @@ final class MeshCluster: @unchecked Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["PEAT_TEST_LOG"] == nil ? .critical : .debug
         let compaction = compaction
         let antiEntropy = antiEntropy
+        let cacheSize = cacheSize
         let mesh = try PeatMeshBuilder(secret: secret ?? self.secret, context: Self.nodeID(i))
             .store(store)
             .listen(host: host(i), port: Self.port)
@@ -59,6 +65,7 @@ final class MeshCluster: @unchecked Sendable {
             .configure {
                 $0.antiEntropyInterval = antiEntropy
                 $0.compaction = compaction
+                $0.documentCacheSize = cacheSize
                 $0.identityCheckedSources = ["static"]
                 $0.reconnectBackoff = .init(initial: .milliseconds(50), maximum: .milliseconds(500))
             }

@@ -36,6 +36,36 @@ struct MeshSyncTests {
         await cluster.shutdown()
     }
 
+    /// Many more documents than the document cache holds, written while the peer syncs: every one
+    /// arrives intact (the engine evicts and reloads documents mid-sync on both sides).
+    @Test func documentsBeyondTheCacheArriveIntact() async throws {
+        let cluster = try await MeshCluster(size: 2, cacheSize: 16)
+        do {
+            try await cluster.waitConnected()
+            let count = 300
+            for i in 0..<count {
+                try await cluster.mesh(0).put(i % 2 == 0 ? "beacons" : "commands", "d\(i)", ["n": .int(Int64(i))])
+            }
+            try await waitUntilAsync("\(count) documents on node 1", timeout: .seconds(60)) {
+                var missing = 0
+                for i in 0..<count where try await cluster.mesh(1).document(i % 2 == 0 ? "beacons" : "commands", "d\(i)")?.value != ["n": .int(Int64(i))] {
+                    missing += 1
+                }
+                return missing == 0
+            }
+        } catch {
+            var wrong: [String] = []
+            for i in 0..<300 {
+                let value = try? await cluster.mesh(1).document(i % 2 == 0 ? "beacons" : "commands", "d\(i)")?.value
+                if value != ["n": .int(Int64(i))] { wrong.append("d\(i)=\(String(describing: value))") }
+            }
+            Issue.record("\(wrong.count) wrong on node 1: \(wrong.prefix(8))")
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
     @Test func concurrentEditsOnFiveNodesConverge() async throws {
         let cluster = try await MeshCluster(size: 5)
         do {

@@ -95,6 +95,29 @@ struct SyncTests {
         #expect(a.latestSnapshot() == b.latestSnapshot())
     }
 
+    /// A replica that only ever received LatestOnly snapshots (no change explains its state) saves
+    /// and reloads that state, before and after a local edit of its own.
+    @Test func stateMergedFromASnapshotSurvivesSaveAndLoad() throws {
+        let a = Document(actor: actor(1))
+        try a.put(.root, "lat", .double(1.5))
+        let nested = try a.putObject(.root, "meta", .map)
+        try a.put(nested, "name", .string("alpha"))
+        a.commit()
+        let b = Document(actor: actor(2))
+        try syncPair(a, b, mode: .latestOnly)
+        #expect(b.toJSON() == a.toJSON())
+        let reloaded = try Document(loading: b.save(), actor: actor(2))
+        #expect(reloaded.toJSON() == a.toJSON())
+        #expect(reloaded.syncDigest(mode: .latestOnly) == a.syncDigest(mode: .latestOnly))
+        try reloaded.put(.root, "speed", .int(7))
+        reloaded.commit()
+        let again = try Document(loading: reloaded.save(), actor: actor(2))
+        #expect(again.toJSON() == reloaded.toJSON())
+        try syncPair(again, a, mode: .latestOnly)
+        #expect(a.toJSON() == again.toJSON())
+        #expect(a.get(.root, "speed") == .scalar(.int(7)))
+    }
+
     @Test func windowedHistoryFallsBackToASnapshotForDroppedChanges() throws {
         let a = Document(actor: actor(1))
         for i in 0..<10 {

@@ -58,7 +58,7 @@ actor DocumentEngine {
         } catch {
             throw MeshError(code: .storage, message: "cannot scan the document store: \(error.message)", cause: error)
         }
-        var index = DocumentIndex()
+        index = DocumentIndex()
         for stored in documents {
             guard let header = StoredEnvelope.header(stored.value) else {
                 if !stored.isTombstone || !stored.value.isEmpty {
@@ -74,7 +74,6 @@ actor DocumentEngine {
                 index.update(stored.key, digest: cached.document.syncDigest(mode: mode))
             }
         }
-        self.index = index
     }
 
     var documentCount: Int { index.count }
@@ -95,12 +94,22 @@ actor DocumentEngine {
         } catch {
             throw MeshError(code: .storage, message: "cannot read \(key): \(error.message)", cause: error)
         }
-        guard let stored, StoredEnvelope.header(stored.value) != nil else { return nil }
+        guard let stored, let header = StoredEnvelope.header(stored.value) else { return nil }
         let document: Document
         do {
             document = try Document(loading: StoredEnvelope.body(stored.value), actor: actorID)
         } catch {
             throw MeshError(code: .storage, message: "the stored document \(key) cannot be decoded: \(error)", cause: error)
+        }
+        let mode = registry.mode(for: key.collection)
+        let digest = document.syncDigest(mode: mode)
+        if header.digest != digest {
+            // The index must describe what is stored, or anti-entropy would call a damaged or
+            // re-moded document in sync; with its real digest, peers repair it.
+            if header.modeTag == StoredEnvelope.tag(mode) {
+                logger.warning("A stored document does not match its recorded digest; peers will repair it", metadata: ["doc.key": "\(key)"])
+            }
+            index.update(key, digest: digest)
         }
         let cached = Cached(document: document, version: stored.version, lastUse: clock)
         insert(key, cached)
