@@ -17,6 +17,9 @@ enum TLSContextFactory {
         // Request (server) and check (both) the peer's certificate; NIOSSL requires a client
         // certificate once verification is on. The hostname is meaningless here: identity is the key.
         configuration.certificateVerification = .noHostnameVerification
+        // No CA is ever consulted (the callback decides), so none is loaded: the default would read the
+        // system bundle and fail where there is none (a slim container image has no /etc/ssl/certs).
+        configuration.trustRoots = .certificates([])
         configuration.applicationProtocols = [syncALPN]
         // Without Ed25519 here the handshake fails with "no common signature algorithms".
         configuration.verifySignatureAlgorithms = [.ed25519]
