@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import NIOSSL
 import PeatIdentity
@@ -198,6 +200,37 @@ struct TLSSyncTransportTests {
         }
     }
 
+    /// Both ends set TCP_NODELAY at the TCP level and nothing that needs privileges: the option
+    /// once went to SOL_SOCKET (SO_DEBUG, CAP_NET_ADMIN only), which broke every dial in a container.
+    @Test func connectionsSetNoDelayAndNoPrivilegedOption() async throws {
+        let a = try TransportHarness.transport("peat-mesh-0")
+        let b = try TransportHarness.transport("peat-mesh-1")
+        try await TransportHarness.running([a, b]) {
+            async let accepted = TransportHarness.nextInbound(b)
+            let outbound = try await a.connectTLS(to: try await b.listeningAddress(), expectedPeer: nil)
+            let inbound = try #require(try await accepted as? TLSSyncConnection)
+            for connection in [outbound, inbound] {
+                let channel = connection.asyncChannel.channel
+                #expect(try await channel.getOption(.tcpOption(.tcp_nodelay)).get() != 0)
+                #expect(try await channel.getOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG))).get() == 0)
+            }
+        }
+    }
+
+    /// A failure reported on the listening channel (an accepted connection that could not be set up)
+    /// is reported and stops there, so the accept loop keeps running.
+    @Test func acceptFailuresDoNotReachTheListener() throws {
+        let reported = NIOLockedValueBox<[String]>([])
+        let channel = EmbeddedChannel()
+        let downstream = ErrorRecorder()
+        try channel.pipeline.syncOperations.addHandler(AcceptFailureHandler { error in reported.withLockedValue { $0.append("\(error)") } })
+        try channel.pipeline.syncOperations.addHandler(downstream)
+        channel.pipeline.fireErrorCaught(ChannelError.ioOnClosedChannel)
+        #expect(reported.withLockedValue { $0.count } == 1)
+        #expect(downstream.errors.isEmpty)
+        _ = try channel.finish()
+    }
+
     static let hostileBytes: [(String, [UInt8], TransportError.Code)] = [
         ("garbage", Array("GET / HTTP/1.1\r\n\r\n".utf8), .unsupportedVersion),
         ("oversized", [1, 0, 0x7f, 0xff, 0xff, 0xff], .frameTooLarge),
@@ -363,4 +396,12 @@ struct TLSSyncTransportTests {
             #expect(rtt > .zero && rtt < .seconds(5))
         }
     }
+}
+
+/// Records the errors that reach it (EmbeddedChannel runs on the test's thread).
+private final class ErrorRecorder: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: used only on the EmbeddedChannel's (the test's) thread.
+    typealias InboundIn = NIOAny
+    var errors: [any Error] = []
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { errors.append(error) }
 }

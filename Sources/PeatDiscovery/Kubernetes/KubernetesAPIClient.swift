@@ -73,6 +73,14 @@ public protocol KubernetesAPIClient: Sendable {
         labelSelector: String, resourceVersion: String?, timeoutSeconds: Int,
         onEvent: @Sendable (WatchEvent) async -> Bool
     ) async throws
+
+    /// Closes the client's connections; called once discovery has stopped using it.
+    func shutdown() async
+}
+
+extension KubernetesAPIClient {
+    /// Nothing to close (test doubles).
+    public func shutdown() async {}
 }
 
 /// An HTTP status the API answered with (the cause of a `DiscoveryError(.apiFailure)`).
@@ -114,7 +122,13 @@ public final class HTTPKubernetesAPIClient: KubernetesAPIClient {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
+    public func shutdown() async {
+        try? await client.shutdown()
+    }
+
     deinit {
+        // A client discovery never ran (or never stopped) still releases its connections; after
+        // `shutdown()` this returns at once.
         try? client.syncShutdown()
     }
 

@@ -53,7 +53,13 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
     public var degradedReason: String? { degradedState.withLock { $0 } }
 
     public func run() async throws {
-        defer { continuation.finish() }
+        await watchUntilStopped()
+        // Closes the API connections here, in the task, not in a deinit that would block a thread.
+        await client.shutdown()
+        continuation.finish()
+    }
+
+    private func watchUntilStopped() async {
         let state = LoopState(cache: EndpointSliceCache(peers: EndpointSlicePeers(
             annotationPrefix: configuration.annotationPrefix, defaultSyncPort: configuration.defaultSyncPort,
             localNodeID: configuration.localNodeID)))

@@ -119,9 +119,21 @@ public final class TLSSyncTransport: SyncTransport, Service {
     public func run() async throws {
         let server: NIOAsyncChannel<PendingConnection, Never>
         do {
+            let onAcceptFailure: @Sendable (any Error) -> Void = { [weak self] error in
+                self?.report(
+                    rejection: TransportError(code: .connectionClosed, message: "an accepted connection could not be set up", cause: error),
+                    address: "unknown")
+            }
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                // TCP level: `.socketOption(.tcp_nodelay)` would be SOL_SOCKET option 1, SO_DEBUG,
+                // which needs CAP_NET_ADMIN (refused in any container).
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptFailureHandler(report: onAcceptFailure))
+                    }
+                }
                 .bind(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try self.configure(channel: channel, role: .responder, expectedPeer: nil)
@@ -222,7 +234,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         do {
             pending = try await ClientBootstrap(group: group)
                 .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .connect(host: address.host, port: address.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try self.configure(channel: channel, role: .initiator, expectedPeer: expectedPeer)
@@ -385,8 +397,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
             if state.loggedRejections.count > 4096 { state.loggedRejections.removeAll() }
             return state.loggedRejections.insert(key).inserted
         }
-        logger.log(
-            level: first ? .warning : .debug, "Connection rejected",
-            metadata: ["peer.address": "\(address)", "reason": "\(rejection.code)", "detail": "\(rejection.message)"])
+        var metadata: Logger.Metadata = ["peer.address": "\(address)", "reason": "\(rejection.code)", "detail": "\(rejection.message)"]
+        // The underlying error (refused, unreachable, permission denied, a TLS alert) says why.
+        if let cause = rejection.cause { metadata["cause"] = "\(cause)" }
+        logger.log(level: first ? .warning : .debug, "Connection rejected", metadata: metadata)
     }
 }
