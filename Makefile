@@ -15,6 +15,9 @@ CRDT_TRACE ?= $(SHARED)/bench-data/automerge-paper.json.gz
 CRDT_WORKLOADS := map_churn concurrent_merge text_trace small_docs
 CRDT_REPS ?= 3
 CRDT_RESULTS := $(CURDIR)/Benchmarks/.build/crdt-results
+# The binary the container image ships (deploy/Dockerfile builds it the same way).
+STATIC_BUILD := $(CURDIR)/.build-static
+STATIC_BINARY := $(STATIC_BUILD)/release/peat-mesh-node
 # The peer engines (Python bindings of Yrs and Loro) for `make bench-peers`, pinned as in WORKLOADS.md.
 PEERS_DIR := $(SHARED)/bench/peers
 PEERS_VENV := $(CURDIR)/.venv-peers
@@ -38,7 +41,7 @@ define crdt_runs
 	echo "(RESULT lines in $$out)"; exit $$status
 endef
 
-.PHONY: help deps build test run bench bench-mesh bench-peers clean
+.PHONY: help deps build test run bench bench-mesh bench-peers verify-deploy static-binary clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
@@ -47,6 +50,7 @@ help:
 	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines; CRDT workloads 3x each)"
 	@echo "make bench-peers  the CRDT workloads for peat-crdt, pycrdt and loro (venv in ./.venv-peers), one table"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
+	@echo "make verify-deploy  prove deploy/ offline: chart lint/render/schemas, shellcheck, the image's runtime libraries, a simulated 3-pod StatefulSet"
 
 # Installs the Debian packages only when one is missing; silent when all are present.
 deps:
@@ -124,5 +128,24 @@ bench-peers: deps
 	cd Benchmarks && $(SWIFT) build -c release --product peat-bench
 	$(call crdt_runs,peat-crdt pycrdt loro,$(CRDT_RESULTS)/peers.txt)
 
+# The deploy artefacts, proven without Docker or a cluster (docs/deployment.md, "Verified offline"):
+# the chart lints, renders and validates against the Kubernetes schemas; the scripts pass shellcheck;
+# the static binary runs in a root holding only the image's runtime packages; three simulated pods
+# (network namespaces, a Kubernetes API double, the rendered StatefulSet's environment) pass the
+# functional checks of deploy/k3d/functional-test.sh.
+verify-deploy: deps static-binary
+	@command -v shellcheck >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; }
+	@python3 -c 'import helm_python, kubernetes_validate' 2>/dev/null || \
+	  python3 -m pip install -q --disable-pip-version-check helm-python-sdk kubernetes-validate
+	bash -n deploy/k3d/*.sh
+	shellcheck -x deploy/k3d/*.sh
+	python3 deploy/verify/chart_check.py
+	python3 deploy/verify/runtime_libs.py "$(STATIC_BINARY)"
+	python3 deploy/verify/pod_sim.py --binary "$(STATIC_BINARY)"
+
+static-binary: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product peat-mesh-node -Xlinker -s --scratch-path "$(STATIC_BUILD)"
+
 clean:
-	rm -rf .build Benchmarks/.build
+	rm -rf .build .build-static Benchmarks/.build

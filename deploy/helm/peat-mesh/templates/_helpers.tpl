@@ -1,0 +1,89 @@
+{{/* Chart name. */}}
+{{- define "peat-mesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the StatefulSet, headless Service and pod name prefix (pods are <fullname>-<ordinal>). */}}
+{{- define "peat-mesh.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "peat-mesh.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels. `app: peat-mesh` is the fixed label the node's Kubernetes discovery
+selects EndpointSlices by (slices inherit the headless Service's labels).
+*/}}
+{{- define "peat-mesh.selectorLabels" -}}
+app: peat-mesh
+app.kubernetes.io/name: {{ include "peat-mesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Standard labels without `app: peat-mesh` (for objects discovery must not see). */}}
+{{- define "peat-mesh.standardLabels" -}}
+helm.sh/chart: {{ include "peat-mesh.chart" . }}
+app.kubernetes.io/name: {{ include "peat-mesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: mesh-node
+{{- end }}
+
+{{/* Common labels. */}}
+{{- define "peat-mesh.labels" -}}
+app: peat-mesh
+{{ include "peat-mesh.standardLabels" . }}
+{{- end }}
+
+{{- define "peat-mesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "peat-mesh.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "peat-mesh.secretName" -}}
+{{- default (include "peat-mesh.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/* Sync port; the deprecated irohBindPort wins when set. */}}
+{{- define "peat-mesh.syncPort" -}}
+{{- if kindIs "invalid" .Values.irohBindPort }}{{ .Values.syncPort }}{{ else }}{{ .Values.irohBindPort }}{{ end }}
+{{- end }}
+
+{{/* Relay URLs; the deprecated irohRelayUrls wins when set (non-empty). */}}
+{{- define "peat-mesh.relayUrls" -}}
+{{- default .Values.relayUrls .Values.irohRelayUrls }}
+{{- end }}
+
+{{/* Kubernetes discovery needs the API (token + Role); the other modes do not. */}}
+{{- define "peat-mesh.needsApi" -}}
+{{- if eq .Values.discoveryMode "kubernetes" }}true{{ end }}
+{{- end }}
+
+{{/* Checks the schema cannot express; fails the render with a message saying what to set. */}}
+{{- define "peat-mesh.validate" -}}
+{{- $secret := trim .Values.formationSecret }}
+{{- if and (not $secret) (not .Values.existingSecret) }}
+{{- fail "formationSecret is required: set --set formationSecret=$(openssl rand -base64 32) or existingSecret=<name of a Secret with key formation-secret>" }}
+{{- end }}
+{{- if and $secret (not .Values.existingSecret) (not (regexMatch "^([A-Za-z0-9+/]{4}){5,}([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{4})$" $secret)) }}
+{{- fail "formationSecret must be standard padded base64 of at least 16 bytes (e.g. $(openssl rand -base64 32))" }}
+{{- end }}
+{{- if and (eq .Values.discoveryMode "static") (not (trim .Values.staticPeers)) }}
+{{- fail "discoveryMode static needs staticPeers: set --set staticPeers=[node_id@]host:port,..." }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Two k3d clusters, one formation: cluster A and cluster B on a shared docker network, each running
+# the chart with a NodePort for the sync port, and a one-pod gateway release in cluster B whose
+# static peer is cluster A's NodePort. A document written in A must appear in B, and back.
+#
+# Identities: a pod's node ID is its pod name. Cluster B's releases (its mesh and the gateway) set
+# identityContext, so their keys derive from "<identityContext>-<pod name>" and never equal a
+# cluster-A key even when both clusters use the same release name. Both releases in B set it: a
+# pod whose key derives from its own name checks that peers found through Kubernetes do the same.
+# RELEASE_B defaults to a name different from RELEASE_A so that node IDs differ as well.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${CLUSTER_A:=peat-a}"
+: "${CLUSTER_B:=peat-b}"
+: "${RELEASE_A:=peat-mesh}"
+: "${RELEASE_B:=peat-mesh-b}"
+: "${GATEWAY_RELEASE:=peat-gateway}"
+: "${FED_NETWORK:=peat-federation}"
+: "${SYNC_NODE_PORT:=31204}"
+: "${IDENTITY_CONTEXT_B:=$CLUSTER_B}"
+: "${BROKER_PORT:=8081}"
+: "${SYNC_TIMEOUT:=60}"
+: "${PEER_TIMEOUT:=180}"
+: "${COLLECTION:=federation}"
+: "${FED_SECRET_FILE:=${XDG_STATE_HOME:-$HOME/.local/state}/peat-mesh/k3d/federation-$CLUSTER_A-$CLUSTER_B-$NAMESPACE.secret}"
+
+LOG_TAG=federation
+PASSED=0
+FAILED=0
+
+usage() {
+  cat <<EOF
+Usage: $(basename "$0") up | test | down | --help
+
+  up    create the docker network $FED_NETWORK and clusters $CLUSTER_A and $CLUSTER_B on it, build
+        (unless SKIP_BUILD=1) and import \$IMAGE, install $RELEASE_A in $CLUSTER_A and $RELEASE_B in
+        $CLUSTER_B (both with a sync NodePort $SYNC_NODE_PORT), then the gateway $GATEWAY_RELEASE
+        (1 replica) in $CLUSTER_B with staticPeers=<$CLUSTER_A server IP>:$SYNC_NODE_PORT
+  test  the gateway is connected to cluster A; every pod has a distinct device_id; a document
+        written in A is readable on every pod of B (and the gateway), and one written in B on
+        every pod of A
+  down  delete both clusters and the network (PURGE=1 also removes the saved formation secret)
+
+Environment (current value):
+  CLUSTER_A=$CLUSTER_A CLUSTER_B=$CLUSTER_B NAMESPACE=$NAMESPACE FED_NETWORK=$FED_NETWORK
+  RELEASE_A=$RELEASE_A RELEASE_B=$RELEASE_B GATEWAY_RELEASE=$GATEWAY_RELEASE
+  IMAGE=$IMAGE REPLICAS=$REPLICAS SYNC_NODE_PORT=$SYNC_NODE_PORT IDENTITY_CONTEXT_B=$IDENTITY_CONTEXT_B
+  FORMATION_SECRET (shared by both clusters; unset: generated once into $FED_SECRET_FILE, mode 0600)
+  SYNC_TIMEOUT=$SYNC_TIMEOUT PEER_TIMEOUT=$PEER_TIMEOUT (seconds) COLLECTION=$COLLECTION
+EOF
+}
+
+ok()   { printf 'OK    %s\n' "$*"; PASSED=$((PASSED + 1)); }
+fail() { printf 'FAIL  %s\n' "$*"; FAILED=$((FAILED + 1)); }
+
+# cluster_sh CLUSTER RELEASE REPLICAS COMMAND [ARGS...]: runs cluster.sh for one cluster/release.
+cluster_sh() {
+  local cluster="$1" release="$2" replicas="$3"
+  shift 3
+  CLUSTER="$cluster" RELEASE="$release" REPLICAS="$replicas" KUBE_CONTEXT="k3d-$cluster" \
+    K3D_NETWORK="$FED_NETWORK" FORMATION_SECRET="${FORMATION_SECRET:-}" \
+    "$K3D_DIR/cluster.sh" "$@"
+}
+
+# The IPv4 address of cluster CLUSTER's first server container on the federation network.
+server_ip() {
+  local ip
+  ip="$(docker inspect --format "{{with index .NetworkSettings.Networks \"$FED_NETWORK\"}}{{.IPAddress}}{{end}}" \
+    "k3d-$1-server-0" 2>/dev/null || true)"
+  [[ -n $ip ]] || die "no address for k3d-$1-server-0 on network $FED_NETWORK (is the cluster up?)"
+  printf '%s\n' "$ip"
+}
+
+# The shared formation secret: FORMATION_SECRET, else the saved one, else a new one (saved 0600).
+federation_secret() {
+  if [[ -n ${FORMATION_SECRET:-} ]]; then
+    printf '%s\n' "$FORMATION_SECRET"
+  elif [[ -s $FED_SECRET_FILE ]]; then
+    printf '%s\n' "$(<"$FED_SECRET_FILE")"
+  else
+    require openssl
+    mkdir -p "$(dirname "$FED_SECRET_FILE")"
+    (umask 077 && openssl rand -base64 32 >"$FED_SECRET_FILE.tmp" && mv "$FED_SECRET_FILE.tmp" "$FED_SECRET_FILE")
+    chmod 600 "$FED_SECRET_FILE"
+    log "generated the federation's formation secret into $FED_SECRET_FILE (mode 0600)"
+    printf '%s\n' "$(<"$FED_SECRET_FILE")"
+  fi
+}
+
+cmd_up() {
+  require k3d docker helm kubectl
+  FORMATION_SECRET="$(federation_secret)"
+  if docker network inspect "$FED_NETWORK" >/dev/null 2>&1; then
+    log "docker network $FED_NETWORK exists"
+  else
+    run docker network create "$FED_NETWORK"
+  fi
+  cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" create
+  cluster_sh "$CLUSTER_B" "$RELEASE_B" "$REPLICAS" create
+  if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" build
+  fi
+  cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" import
+  cluster_sh "$CLUSTER_B" "$RELEASE_B" "$REPLICAS" import
+
+  cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" install -- \
+    --set nodePort.enabled=true --set "nodePort.syncNodePort=$SYNC_NODE_PORT"
+  cluster_sh "$CLUSTER_B" "$RELEASE_B" "$REPLICAS" install -- \
+    --set nodePort.enabled=true --set "nodePort.syncNodePort=$SYNC_NODE_PORT" \
+    --set-string "identityContext=$IDENTITY_CONTEXT_B"
+
+  local a_ip
+  a_ip="$(server_ip "$CLUSTER_A")"
+  log "cluster $CLUSTER_A sync NodePort: $a_ip:$SYNC_NODE_PORT"
+  # The gateway finds cluster B's pods through Kubernetes discovery (same namespace, app=peat-mesh)
+  # and cluster A through the static peer; it relays documents between the two.
+  cluster_sh "$CLUSTER_B" "$GATEWAY_RELEASE" 1 install -- \
+    --set-string "staticPeers=$a_ip:$SYNC_NODE_PORT" \
+    --set-string "identityContext=$IDENTITY_CONTEXT_B" \
+    --set podDisruptionBudget.enabled=false
+  log "federation up: run '$(basename "$0") test'"
+}
+
+cmd_down() {
+  require k3d docker
+  CLUSTER="$CLUSTER_A" "$K3D_DIR/cluster.sh" delete
+  CLUSTER="$CLUSTER_B" "$K3D_DIR/cluster.sh" delete
+  if docker network inspect "$FED_NETWORK" >/dev/null 2>&1; then
+    run docker network rm "$FED_NETWORK"
+  fi
+  if [[ ${PURGE:-0} == 1 ]]; then
+    rm -f "$FED_SECRET_FILE"
+    log "removed $FED_SECRET_FILE"
+  fi
+}
+
+# --- test -----------------------------------------------------------------------------------------
+
+# Pods as "CONTEXT POD" lines.
+PODS_A=()
+PODS_B=()
+
+list_pods() {
+  local context="$1" release="$2" sts replicas i
+  sts="$(statefulset_name "$release")"
+  replicas="$(statefulset_replicas "$context" "$NAMESPACE" "$sts")" ||
+    die "statefulset/$sts not found in $context (run: $(basename "$0") up)"
+  require_uint "statefulset/$sts replicas" "$replicas"
+  for ((i = 0; i < replicas; i++)); do
+    printf '%s %s\n' "$context" "$sts-$i"
+  done
+}
+
+# fetch "CONTEXT POD" METHOD PATH [BODY_FILE]
+fetch() {
+  local context pod
+  read -r context pod <<<"$1"
+  pod_proxy "$context" "$NAMESPACE" "$pod" "$BROKER_PORT" "$2" "$3" "${4:-}"
+}
+
+pod_of() { printf '%s\n' "${1#* }"; }
+
+# wait_document "CONTEXT POD" ID FILE: true once the pod serves document COLLECTION/ID as in FILE.
+wait_document() {
+  local deadline=$((SECONDS + SYNC_TIMEOUT)) body want
+  want="$(json_canonical <"$3")"
+  while :; do
+    if body="$(fetch "$1" GET "/api/v1/documents/$COLLECTION/$2" 2>/dev/null)" &&
+      [[ $(json_canonical document <<<"$body") == "$want" ]]; then
+      return 0
+    fi
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+# write_and_read FROM_POD ID LABEL TO_PODS...: PUT on FROM_POD, then read on every TO_POD.
+write_and_read() {
+  local from="$1" id="$2" label="$3" file target start
+  shift 3
+  file="$(mktemp "${TMPDIR:-/tmp}/peat-fed.XXXXXX")"
+  printf '{"check":"federation","id":"%s","from":"%s","nonce":"%s","position":{"lat":48.1,"lon":11.6}}\n' \
+    "$id" "$(pod_of "$from")" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$file"
+  if fetch "$from" PUT "/api/v1/documents/$COLLECTION/$id" "$file" >/dev/null; then
+    ok "$label: PUT $COLLECTION/$id on $(pod_of "$from")"
+  else
+    fail "$label: PUT $COLLECTION/$id on $(pod_of "$from") failed"
+    rm -f "$file"
+    return
+  fi
+  for target in "$@"; do
+    start=$SECONDS
+    if wait_document "$target" "$id" "$file"; then
+      ok "$label: readable on ${target% *}/$(pod_of "$target") (within $((SECONDS - start + 1))s)"
+    else
+      fail "$label: not on ${target% *}/$(pod_of "$target") within ${SYNC_TIMEOUT}s"
+    fi
+  done
+  fetch "$from" DELETE "/api/v1/documents/$COLLECTION/$id" >/dev/null 2>&1 || true
+  rm -f "$file"
+}
+
+cmd_test() {
+  require kubectl
+  require_json_tool
+  local ctx_a="k3d-$CLUSTER_A" ctx_b="k3d-$CLUSTER_B" gateway pod body device sts_a connected
+  local deadline id
+  mapfile -t PODS_A < <(list_pods "$ctx_a" "$RELEASE_A")
+  mapfile -t PODS_B < <(list_pods "$ctx_b" "$RELEASE_B")
+  gateway="$ctx_b $(pod_name 0 "$GATEWAY_RELEASE")"
+  ((${#PODS_A[@]} > 0 && ${#PODS_B[@]} > 0)) || die "no pods in one of the clusters"
+  log "cluster A: ${#PODS_A[@]} pods; cluster B: ${#PODS_B[@]} pods + gateway $(pod_of "$gateway")"
+
+  # The gateway reaches cluster A (through the NodePort: whichever A pod the Service picked).
+  sts_a="$(statefulset_name "$RELEASE_A")"
+  deadline=$((SECONDS + PEER_TIMEOUT))
+  connected=""
+  while :; do
+    body="$(fetch "$gateway" GET /api/v1/peers 2>/dev/null)" &&
+      connected="$(json_connected_peers <<<"$body" | grep -E "^$sts_a-[0-9]+$" || true)"
+    [[ -n $connected ]] && break
+    ((SECONDS < deadline)) || break
+    sleep 2
+  done
+  if [[ -n $connected ]]; then
+    ok "gateway $(pod_of "$gateway") connected to cluster A: $(tr '\n' ' ' <<<"$connected")"
+  else
+    fail "gateway $(pod_of "$gateway") not connected to any $sts_a pod within ${PEER_TIMEOUT}s"
+  fi
+
+  # Identities differ across the clusters.
+  local -A seen=()
+  local distinct=1
+  for pod in "${PODS_A[@]}" "${PODS_B[@]}" "$gateway"; do
+    device="$(fetch "$pod" GET /api/v1/node 2>/dev/null | json_field device_id || true)"
+    if [[ -z $device ]]; then
+      fail "identity: no device_id from $pod"
+      distinct=0
+    elif [[ -n ${seen[$device]:-} ]]; then
+      fail "identity: $pod has the device_id of ${seen[$device]} ($device)"
+      distinct=0
+    else
+      seen[$device]="$pod"
+    fi
+  done
+  if ((distinct == 1)); then
+    ok "identity: ${#seen[@]} pods, ${#seen[@]} distinct device IDs"
+  fi
+
+  id="fed-a-$(date -u +%Y%m%d%H%M%S)-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  write_and_read "${PODS_A[0]}" "$id" "A->B" "${PODS_B[@]}" "$gateway"
+  id="fed-b-$(date -u +%Y%m%d%H%M%S)-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  write_and_read "${PODS_B[0]}" "$id" "B->A" "${PODS_A[@]}"
+
+  printf '\n%d passed, %d failed\n' "$PASSED" "$FAILED"
+  ((FAILED == 0))
+}
+
+validate_federation() {
+  require_dns_label CLUSTER_A "$CLUSTER_A"
+  require_dns_label CLUSTER_B "$CLUSTER_B"
+  [[ $CLUSTER_A != "$CLUSTER_B" ]] || die "CLUSTER_A and CLUSTER_B must differ"
+  require_dns_label RELEASE_A "$RELEASE_A"
+  require_dns_label RELEASE_B "$RELEASE_B"
+  require_dns_label GATEWAY_RELEASE "$GATEWAY_RELEASE"
+  [[ $(statefulset_name "$GATEWAY_RELEASE") != "$(statefulset_name "$RELEASE_B")" ]] ||
+    die "GATEWAY_RELEASE and RELEASE_B must name different StatefulSets"
+  require_dns_label NAMESPACE "$NAMESPACE"
+  require_uint REPLICAS "$REPLICAS"
+  require_uint SYNC_NODE_PORT "$SYNC_NODE_PORT"
+  ((SYNC_NODE_PORT >= 30000 && SYNC_NODE_PORT <= 32767)) || die "SYNC_NODE_PORT must be in 30000-32767"
+}
+
+main() {
+  case ${1:-} in
+    -h | --help | help) usage ;;
+    up) validate_federation; cmd_up ;;
+    test) validate_federation; cmd_test ;;
+    down) cmd_down ;;
+    "") usage >&2; exit 2 ;;
+    *) usage >&2; die "unknown command: $1" ;;
+  esac
+}
+
+main "$@"

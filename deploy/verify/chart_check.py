@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Offline checks of the peat-mesh Helm chart (no cluster, no helm binary).
+
+For several value sets: strict `helm lint`, render, validation of every rendered object
+against the Kubernetes 1.30 OpenAPI schemas (strict: unknown fields fail), and concrete
+facts about the objects (RBAC, discovery labels, ports, environment, security context).
+It also checks that bad values fail with a clear message.
+
+    python3 deploy/verify/chart_check.py          # exit 0: all passed, 1: a check failed, 2: missing tools
+
+Other scripts import `render(values, name=..., namespace=...)` to get the rendered objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+try:
+    import helm_python
+    import kubernetes_validate
+    import yaml
+except ImportError as missing:  # pragma: no cover - depends on the machine
+    helm_python = None
+    _IMPORT_ERROR: ImportError | None = missing
+else:
+    _IMPORT_ERROR = None
+
+CHART = Path(__file__).resolve().parents[1] / "helm" / "peat-mesh"
+KUBE_VERSION = "1.30.0"
+INSTALL_HINT = "python3 -m pip install helm-python-sdk kubernetes-validate"
+
+# 32 random-looking bytes, standard padded base64 (what `openssl rand -base64 32` prints).
+SECRET = base64.b64encode(bytes(range(7, 7 + 32 * 5, 5))).decode()
+OTHER_SECRET = base64.b64encode(b"sixteen-bytes-ok").decode()  # exactly 16 bytes: the minimum
+
+
+def _require_tools() -> None:
+    if _IMPORT_ERROR is not None:
+        raise ImportError(f"{_IMPORT_ERROR}; install the chart tools with: {INSTALL_HINT}")
+
+
+_chart_cache: dict[Path, Any] = {}
+
+
+def _chart() -> Any:
+    _require_tools()
+    if CHART not in _chart_cache:
+        _chart_cache[CHART] = helm_python.Chart.load(CHART)
+    return _chart_cache[CHART]
+
+
+def render_manifests(values: dict[str, Any], name: str = "peat-mesh", namespace: str = "peat") -> dict[str, str]:
+    """The chart's templates rendered as for `helm install`: {template path: manifest text}.
+
+    Raises helm_python.HelmValuesError (schema) or helm_python.HelmRenderError (template `fail`).
+    """
+    return _chart().render(values, name=name, namespace=namespace, is_install=True)
+
+
+def render(values: dict[str, Any], name: str = "peat-mesh", namespace: str = "peat") -> list[dict[str, Any]]:
+    """The Kubernetes objects the chart renders for `values` (NOTES.txt left out), in template order."""
+    objects: list[dict[str, Any]] = []
+    for path, text in sorted(render_manifests(values, name, namespace).items()):
+        if path.endswith(".txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The objects of `kind` (and `name`, when given)."""
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+# --- reporting ---------------------------------------------------------------------------------
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failures: list[str] = []
+        self.scope = ""
+
+    def check(self, label: str, ok: bool, detail: Any = "") -> bool:
+        line = f"[{self.scope}] {label}" if self.scope else label
+        if ok:
+            self.passed += 1
+            print(f"PASS {line}")
+        else:
+            self.failures.append(line)
+            print(f"FAIL {line}" + (f": {detail}" if detail != "" else ""))
+        return ok
+
+    def equal(self, label: str, actual: Any, expected: Any) -> bool:
+        return self.check(label, actual == expected, f"got {actual!r}, expected {expected!r}")
+
+
+# --- facts every successful render must satisfy --------------------------------------------------
+
+STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                   "app.kubernetes.io/managed-by", "helm.sh/chart")
+
+BASE_ENV = {
+    "PEAT_DISCOVERY": "kubernetes",
+    "PEAT_BROKER_PORT": "8081",
+    "PEAT_SYNC_PORT": "11204",
+    "PEAT_DATA_DIR": "/data",
+    "PEAT_BIND_HOST": "0.0.0.0",
+    "PEAT_LOG_LEVEL": "info",
+    "PEAT_LOG_FORMAT": "text",
+    "PEAT_ANTI_ENTROPY_INTERVAL_SECS": "5",
+    "PEAT_COMPACTION_ENABLED": "false",
+    "PEAT_COMPACTION_INTERVAL_SECS": "300",
+    "PEAT_COMPACTION_THRESHOLD_BYTES": "65536",
+}
+
+
+class Expect:
+    """What one value set must render."""
+
+    def __init__(self, *, name: str = "peat-mesh", namespace: str = "peat", fullname: str = "peat-mesh",
+                 env: dict[str, str] | None = None, replicas: int = 3, secret: str | None = SECRET,
+                 secret_name: str | None = None, rbac: bool = True, automount: bool = True,
+                 service_account: str | None = None, create_service_account: bool = True,
+                 pdb: bool = True, persistence: dict[str, Any] | None = None,
+                 node_ports: dict[str, int | None] | None = None, sync_port: int = 11204,
+                 broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
+                 extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
+        self.name, self.namespace, self.fullname = name, namespace, fullname
+        self.env = {**BASE_ENV, **(env or {})}
+        self.replicas, self.secret = replicas, secret
+        self.secret_name = secret_name or fullname
+        self.rbac, self.automount, self.pdb = rbac, automount, pdb
+        self.service_account = service_account or fullname
+        self.create_service_account = create_service_account
+        self.persistence, self.node_ports = persistence, node_ports
+        self.sync_port, self.broker_port = sync_port, broker_port
+        self.image, self.max_unavailable, self.extra = image, max_unavailable, extra
+
+
+def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        label = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')} valid against Kubernetes {KUBE_VERSION} (strict)"
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            r.check(label, False, f"{path}: {error.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
+            r.check(label, False, error.message)
+        else:
+            r.check(label, True)
+
+
+def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
+    validate_objects(r, objects)
+
+    for obj in objects:
+        meta = obj["metadata"]
+        labels = meta.get("labels", {})
+        missing = [k for k in STANDARD_LABELS if k not in labels]
+        r.check(f"{obj['kind']}/{meta['name']} has the standard labels and component mesh-node",
+                not missing and labels.get("app.kubernetes.io/component") == "mesh-node"
+                and labels.get("app.kubernetes.io/instance") == e.name
+                and labels.get("app.kubernetes.io/managed-by") == "Helm", f"labels {labels}")
+        r.equal(f"{obj['kind']}/{meta['name']} namespace", meta.get("namespace"), e.namespace)
+
+    expected_kinds = {"Service", "StatefulSet"}
+    if e.secret is not None:
+        expected_kinds.add("Secret")
+    if e.create_service_account:
+        expected_kinds.add("ServiceAccount")
+    if e.rbac:
+        expected_kinds |= {"Role", "RoleBinding"}
+    if e.pdb:
+        expected_kinds.add("PodDisruptionBudget")
+    r.equal("rendered kinds", sorted({o["kind"] for o in objects}), sorted(expected_kinds))
+
+    # StatefulSet
+    sets = find(objects, "StatefulSet")
+    if not r.equal("one StatefulSet", len(sets), 1):
+        return
+    sts = sets[0]
+    spec, pod = sts["spec"], sts["spec"]["template"]
+    pod_spec = pod["spec"]
+    selector = spec["selector"]["matchLabels"]
+    r.equal("StatefulSet name", sts["metadata"]["name"], e.fullname)
+    r.equal("replicas", spec["replicas"], e.replicas)
+    r.equal("podManagementPolicy", spec.get("podManagementPolicy"), "Parallel")
+    r.equal("selector has app=peat-mesh", selector.get("app"), "peat-mesh")
+    r.equal("selector instance label", selector.get("app.kubernetes.io/instance"), e.name)
+    pod_labels = pod["metadata"]["labels"]
+    r.check("pod labels include the selector", all(pod_labels.get(k) == v for k, v in selector.items()),
+            f"{pod_labels} vs {selector}")
+    r.equal("terminationGracePeriodSeconds", pod_spec.get("terminationGracePeriodSeconds"), 30)
+    r.equal("serviceAccountName", pod_spec.get("serviceAccountName"), e.service_account)
+    r.equal("automountServiceAccountToken", pod_spec.get("automountServiceAccountToken"), e.automount)
+    r.equal("enableServiceLinks off", pod_spec.get("enableServiceLinks"), False)
+
+    psc = pod_spec.get("securityContext", {})
+    r.equal("pod securityContext", {k: psc.get(k) for k in ("runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup")},
+            {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001})
+    r.equal("pod seccompProfile", psc.get("seccompProfile"), {"type": "RuntimeDefault"})
+
+    containers = pod_spec["containers"]
+    r.equal("one container named peat-mesh-node", [c["name"] for c in containers], ["peat-mesh-node"])
+    c = containers[0]
+    r.equal("image", c["image"], e.image)
+    r.equal("container ports", [(p["name"], p["containerPort"], p.get("protocol")) for p in c["ports"]],
+            [("broker", e.broker_port, "TCP"), ("sync", e.sync_port, "TCP")])
+    csc = c.get("securityContext", {})
+    r.check("container securityContext hardened",
+            csc.get("allowPrivilegeEscalation") is False and csc.get("readOnlyRootFilesystem") is True
+            and csc.get("runAsNonRoot") is True and csc.get("capabilities") == {"drop": ["ALL"]}, csc)
+    r.equal("resources", c.get("resources"),
+            {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
+    for probe, path in (("livenessProbe", "/api/v1/health"), ("readinessProbe", "/api/v1/ready")):
+        r.equal(f"{probe} httpGet", c.get(probe, {}).get("httpGet"), {"path": path, "port": "broker"})
+
+    env = c["env"]
+    names = [v["name"] for v in env]
+    r.check("no HOSTNAME in env (the kubelet sets the pod name)", "HOSTNAME" not in names, names)
+    r.check("env names unique", len(names) == len(set(names)), names)
+    r.check("every env value is a string",
+            all(isinstance(v["value"], str) for v in env if "value" in v), env)
+    secret_ref = next((v for v in env if v["name"] == "PEAT_FORMATION_SECRET"), {})
+    r.equal("PEAT_FORMATION_SECRET from the Secret", secret_ref.get("valueFrom"),
+            {"secretKeyRef": {"name": e.secret_name, "key": "formation-secret"}})
+    plain = {v["name"]: v["value"] for v in env if v["name"].startswith("PEAT_") and "value" in v}
+    r.equal("PEAT_* environment", plain, e.env)
+    if "PEAT_IDENTITY_CONTEXT" in e.env:
+        pod_name = next((v for v in env if v["name"] == "POD_NAME"), {})
+        r.equal("POD_NAME from the downward API", pod_name.get("valueFrom"),
+                {"fieldRef": {"fieldPath": "metadata.name"}})
+        r.check("POD_NAME defined before PEAT_IDENTITY_CONTEXT (for $(POD_NAME) expansion)",
+                "POD_NAME" in names and names.index("POD_NAME") < names.index("PEAT_IDENTITY_CONTEXT"), names)
+
+    mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+    r.equal("volume mounts", mounts, {"data": "/data", "tmp": "/tmp"})
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    r.equal("tmp is an emptyDir", volumes.get("tmp"), {"name": "tmp", "emptyDir": {}})
+    claims = spec.get("volumeClaimTemplates", [])
+    if e.persistence is None:
+        r.equal("data is an emptyDir", volumes.get("data"), {"name": "data", "emptyDir": {}})
+        r.equal("no volumeClaimTemplates", claims, [])
+    else:
+        r.check("no data volume in the pod (it comes from the claim)", "data" not in volumes, volumes)
+        r.equal("one volumeClaimTemplate named data", [t["metadata"]["name"] for t in claims], ["data"])
+        if claims:
+            claim = claims[0]["spec"]
+            r.equal("claim size", claim["resources"]["requests"]["storage"], e.persistence["size"])
+            r.equal("claim accessModes", claim["accessModes"], ["ReadWriteOnce"])
+            r.equal("claim storageClassName", claim.get("storageClassName"), e.persistence.get("storageClass"))
+    annotations = pod["metadata"].get("annotations", {})
+    r.check("checksum/secret annotation iff the chart renders the Secret",
+            ("checksum/secret" in annotations) == (e.secret is not None), annotations)
+
+    # Headless Service: the discovery source.
+    headless = find(objects, "Service", e.fullname)
+    if r.equal("headless Service exists", len(headless), 1):
+        svc = headless[0]
+        r.equal("headless Service labelled app=peat-mesh", svc["metadata"]["labels"].get("app"), "peat-mesh")
+        r.equal("headless Service clusterIP", svc["spec"].get("clusterIP"), "None")
+        r.equal("headless Service publishNotReadyAddresses", svc["spec"].get("publishNotReadyAddresses"), True)
+        r.equal("headless Service ports", [(p["name"], p["port"], p.get("protocol"), p.get("targetPort"))
+                                           for p in svc["spec"]["ports"]],
+                [("broker", e.broker_port, "TCP", "broker"), ("sync", e.sync_port, "TCP", "sync")])
+        r.equal("headless Service selects the StatefulSet's pods", svc["spec"]["selector"], selector)
+        r.equal("StatefulSet serviceName is the headless Service", spec["serviceName"], svc["metadata"]["name"])
+    discovered = [o["metadata"]["name"] for o in objects
+                  if o["kind"] == "Service" and o["metadata"]["labels"].get("app") == "peat-mesh"]
+    r.equal("only the headless Service carries app=peat-mesh", discovered, [e.fullname])
+
+    # RBAC
+    roles, bindings = find(objects, "Role"), find(objects, "RoleBinding")
+    if e.rbac:
+        if r.equal("one Role", len(roles), 1):
+            r.equal("Role rules: get/list/watch endpointslices in discovery.k8s.io, nothing else",
+                    roles[0]["rules"],
+                    [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                      "verbs": ["get", "list", "watch"]}])
+        if r.equal("one RoleBinding", len(bindings), 1):
+            rb = bindings[0]
+            r.equal("RoleBinding roleRef", rb["roleRef"],
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roles[0]["metadata"]["name"]
+                     if roles else None})
+            r.equal("RoleBinding subject", rb["subjects"],
+                    [{"kind": "ServiceAccount", "name": e.service_account, "namespace": e.namespace}])
+    else:
+        r.check("no Role or RoleBinding", not roles and not bindings)
+    accounts = find(objects, "ServiceAccount")
+    r.equal("ServiceAccount", [a["metadata"]["name"] for a in accounts],
+            [e.service_account] if e.create_service_account else [])
+    r.check("no ClusterRole/ClusterRoleBinding", not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding"))
+
+    # Secret
+    secrets = find(objects, "Secret")
+    if e.secret is None:
+        r.equal("no Secret (existingSecret)", secrets, [])
+    elif r.equal("one Secret", len(secrets), 1):
+        s = secrets[0]
+        r.equal("Secret name matches the secretKeyRef", s["metadata"]["name"], e.secret_name)
+        r.equal("Secret type", s.get("type"), "Opaque")
+        r.equal("Secret data is only formation-secret", sorted(s.get("data", {})), ["formation-secret"])
+        r.equal("Secret formation-secret is base64 of the given secret",
+                s.get("data", {}).get("formation-secret"), base64.b64encode(e.secret.encode()).decode())
+
+    # PodDisruptionBudget
+    pdbs = find(objects, "PodDisruptionBudget")
+    if e.pdb:
+        if r.equal("one PodDisruptionBudget", len(pdbs), 1):
+            r.equal("PDB apiVersion", pdbs[0]["apiVersion"], "policy/v1")
+            r.equal("PDB maxUnavailable", pdbs[0]["spec"].get("maxUnavailable"), e.max_unavailable)
+            r.equal("PDB selector", pdbs[0]["spec"]["selector"]["matchLabels"], selector)
+    else:
+        r.equal("no PodDisruptionBudget", pdbs, [])
+
+    # NodePort Service (federation)
+    node_port_services = [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"]
+    if e.node_ports is None:
+        r.equal("no NodePort Service", node_port_services, [])
+    elif r.equal("one NodePort Service", len(node_port_services), 1):
+        np = node_port_services[0]
+        r.equal("NodePort Service name", np["metadata"]["name"], f"{e.fullname}-nodeport")
+        r.check("NodePort Service not labelled app=peat-mesh", "app" not in np["metadata"]["labels"],
+                np["metadata"]["labels"])
+        r.equal("NodePort Service selects the StatefulSet's pods", np["spec"]["selector"], selector)
+        r.equal("NodePort Service ports",
+                [(p["name"], p["port"], p.get("targetPort"), p.get("protocol"), p.get("nodePort"))
+                 for p in np["spec"]["ports"]],
+                [("sync", e.sync_port, "sync", "TCP", e.node_ports["sync"]),
+                 ("broker", e.broker_port, "broker", "TCP", e.node_ports["broker"])])
+
+    if e.extra is not None:
+        e.extra(r, objects)
+
+
+EXTRA_ENV = [{"name": "EXTRA_FLAG", "value": "1"},
+             {"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}]
+TOLERATIONS = [{"key": "edge", "operator": "Exists", "effect": "NoSchedule"}]
+AFFINITY = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+    "weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                       "labelSelector": {"matchLabels": {"app": "peat-mesh"}}}}]}}
+
+
+def check_extras(r: Report, objects: list[dict[str, Any]]) -> None:
+    sts = find(objects, "StatefulSet")[0]
+    pod = sts["spec"]["template"]
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    r.equal("extraEnv appended last, in order", container["env"][-len(EXTRA_ENV):], EXTRA_ENV)
+    r.equal("podAnnotations kept next to the checksum", pod["metadata"]["annotations"].get("prometheus.io/scrape"),
+            "true")
+    r.equal("podLabels on the pod", pod["metadata"]["labels"].get("team"), "edge")
+    r.check("podLabels not in the selector", "team" not in sts["spec"]["selector"]["matchLabels"])
+    r.equal("nodeSelector", spec.get("nodeSelector"), {"kubernetes.io/os": "linux"})
+    r.equal("tolerations", spec.get("tolerations"), TOLERATIONS)
+    r.equal("affinity", spec.get("affinity"), AFFINITY)
+    r.equal("imagePullSecrets", spec.get("imagePullSecrets"), [{"name": "regcred"}])
+    r.equal("imagePullPolicy", container.get("imagePullPolicy"), "Always")
+    r.equal("ServiceAccount annotations", find(objects, "ServiceAccount")[0]["metadata"].get("annotations"),
+            {"example.com/role": "mesh"})
+
+
+# --- value sets --------------------------------------------------------------------------------
+
+ValueSet = tuple[str, dict[str, Any], Expect, dict[str, str]]
+
+VALUE_SETS: list[ValueSet] = [
+    ("defaults + secret", {"formationSecret": SECRET}, Expect(), {}),
+    ("persistence, compaction, identity, static peers, json logs", {
+        # A trailing newline, as --set-file from `openssl rand -base64 32 > file` gives: trimmed.
+        "formationSecret": SECRET + "\n",
+        "persistence": {"enabled": True, "size": "2Gi", "storageClass": "fast-ssd"},
+        "compaction": {"enabled": True, "intervalSecs": 60, "thresholdBytes": 1024, "collections": "beacons,tracks"},
+        "identityContext": "cluster-a",
+        "staticPeers": "peat-mesh-0@10.20.0.5:11204,10.20.0.6:11204",
+        "syncModeOverrides": "positions=latest_only,logs=windowed:3600",
+        "logFormat": "json",
+        "logLevel": "debug",
+        "antiEntropyIntervalSecs": 10,
+        "relayUrls": "https://relay.example.net:443",
+    }, Expect(
+        persistence={"size": "2Gi", "storageClass": "fast-ssd"},
+        env={"PEAT_COMPACTION_ENABLED": "true", "PEAT_COMPACTION_INTERVAL_SECS": "60",
+             "PEAT_COMPACTION_THRESHOLD_BYTES": "1024", "PEAT_COMPACTION_COLLECTIONS": "beacons,tracks",
+             "PEAT_IDENTITY_CONTEXT": "cluster-a-$(POD_NAME)",
+             "PEAT_STATIC_PEERS": "peat-mesh-0@10.20.0.5:11204,10.20.0.6:11204",
+             "PEAT_SYNC_MODE_OVERRIDES": "positions=latest_only,logs=windowed:3600",
+             "PEAT_LOG_FORMAT": "json", "PEAT_LOG_LEVEL": "debug", "PEAT_ANTI_ENTROPY_INTERVAL_SECS": "10",
+             "PEAT_RELAY_URLS": "https://relay.example.net:443"}), {}),
+    ("federation gateway (NodePort + static peers)", {
+        "formationSecret": SECRET,
+        "discoveryMode": "kubernetes",
+        "staticPeers": "172.18.0.3:31204",
+        "identityContext": "cluster-b-",
+        "nodePort": {"enabled": True, "syncNodePort": 31204, "brokerNodePort": 30081},
+    }, Expect(env={"PEAT_STATIC_PEERS": "172.18.0.3:31204", "PEAT_IDENTITY_CONTEXT": "cluster-b-$(POD_NAME)"},
+              node_ports={"sync": 31204, "broker": 30081}), {}),
+    ("NodePort with cluster-allocated ports", {
+        "formationSecret": SECRET, "nodePort": {"enabled": True},
+    }, Expect(node_ports={"sync": None, "broker": None}), {}),
+    ("existingSecret", {"existingSecret": "peat-formation"},
+     Expect(secret=None, secret_name="peat-formation"), {}),
+    ("replicaCount 1, no PDB", {
+        "formationSecret": OTHER_SECRET, "replicaCount": 1, "podDisruptionBudget": {"enabled": False},
+    }, Expect(secret=OTHER_SECRET, replicas=1, pdb=False), {}),
+    ("mdns discovery (no API access)", {"formationSecret": SECRET, "discoveryMode": "mdns"},
+     Expect(env={"PEAT_DISCOVERY": "mdns"}, rbac=False, automount=False), {}),
+    ("static discovery", {"formationSecret": SECRET, "discoveryMode": "static",
+                          "staticPeers": "edge-1@edge-1.example:11204,[fd00::7]:11204"},
+     Expect(env={"PEAT_DISCOVERY": "static", "PEAT_STATIC_PEERS": "edge-1@edge-1.example:11204,[fd00::7]:11204"},
+            rbac=False, automount=False), {}),
+    ("deprecated irohBindPort / irohRelayUrls aliases", {
+        "formationSecret": SECRET, "syncPort": 11204, "irohBindPort": 11300,
+        "relayUrls": "https://ignored.example", "irohRelayUrls": "https://relay.example",
+    }, Expect(sync_port=11300, env={"PEAT_SYNC_PORT": "11300", "PEAT_RELAY_URLS": "https://relay.example"}), {}),
+    ("release edge in namespace mesh, external ServiceAccount, custom ports", {
+        "formationSecret": SECRET, "serviceAccount": {"create": False, "name": "mesh-runner"},
+        "brokerPort": 9000, "syncPort": 12000,
+    }, Expect(name="edge", namespace="mesh", fullname="edge-peat-mesh", service_account="mesh-runner",
+              create_service_account=False, sync_port=12000, broker_port=9000,
+              env={"PEAT_BROKER_PORT": "9000", "PEAT_SYNC_PORT": "12000"}),
+     {"name": "edge", "namespace": "mesh"}),
+    ("rbac disabled", {"formationSecret": SECRET, "rbac": {"create": False}}, Expect(rbac=False), {}),
+    ("extras: extraEnv, pod metadata, scheduling, pull secrets, storageClass -", {
+        "formationSecret": SECRET,
+        "image": {"repository": "registry.example/peat-mesh-node", "tag": "0.1.0", "pullPolicy": "Always"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "extraEnv": EXTRA_ENV,
+        "podAnnotations": {"prometheus.io/scrape": "true"},
+        "podLabels": {"team": "edge"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": TOLERATIONS,
+        "affinity": AFFINITY,
+        "serviceAccount": {"annotations": {"example.com/role": "mesh"}},
+        "persistence": {"enabled": True, "storageClass": "-"},
+        "podDisruptionBudget": {"maxUnavailable": "50%"},
+    }, Expect(image="registry.example/peat-mesh-node:0.1.0", persistence={"size": "1Gi", "storageClass": ""},
+              max_unavailable="50%", extra=check_extras), {}),
+]
+
+# values, expected exception class name, text the message must contain
+FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("empty formationSecret and existingSecret", {}, "HelmRenderError", "formationSecret is required"),
+    ("whitespace-only formationSecret", {"formationSecret": "  \n"}, "HelmRenderError",
+     "formationSecret is required"),
+    ("discoveryMode consul", {"formationSecret": SECRET, "discoveryMode": "consul"}, "HelmValuesError",
+     "/discoveryMode"),
+    ("static discovery without staticPeers", {"formationSecret": SECRET, "discoveryMode": "static"},
+     "HelmRenderError", "discoveryMode static needs staticPeers"),
+    ("formationSecret not base64", {"formationSecret": "not base64 at all!"}, "HelmValuesError",
+     "/formationSecret"),
+    ("formationSecret of 15 bytes", {"formationSecret": base64.b64encode(b"fifteen-bytes!!").decode()},
+     "HelmValuesError", "/formationSecret"),
+    ("formationSecret URL-safe base64", {"formationSecret": base64.urlsafe_b64encode(b"\xfb\xff" * 12).decode()},
+     "HelmValuesError", "/formationSecret"),
+    ("formationSecret with non-canonical padding bits", {"formationSecret": OTHER_SECRET[:-3] + "B=="},
+     "HelmValuesError", "/formationSecret"),
+    ("syncPort 70000", {"formationSecret": SECRET, "syncPort": 70000}, "HelmValuesError", "/syncPort"),
+    ("replicaCount 0", {"formationSecret": SECRET, "replicaCount": 0}, "HelmValuesError", "/replicaCount"),
+    ("logLevel verbose", {"formationSecret": SECRET, "logLevel": "verbose"}, "HelmValuesError", "/logLevel"),
+    ("logFormat xml", {"formationSecret": SECRET, "logFormat": "xml"}, "HelmValuesError", "/logFormat"),
+    ("unknown top-level key", {"formationSecret": SECRET, "rustLog": "debug"}, "HelmValuesError",
+     "additional properties 'rustLog'"),
+    ("compaction.enabled as a string", {"formationSecret": SECRET, "compaction": {"enabled": "yes"}},
+     "HelmValuesError", "/compaction/enabled"),
+    ("irohBindPort 0", {"formationSecret": SECRET, "irohBindPort": 0}, "HelmValuesError", "/irohBindPort"),
+]
+
+
+def check_chart(r: Report) -> None:
+    r.scope = "chart"
+    chart = _chart()
+    meta = chart.metadata
+    r.equal("Chart.yaml", {k: meta.get(k) for k in ("apiVersion", "name", "version", "appVersion")},
+            {"apiVersion": "v2", "name": "peat-mesh", "version": "0.1.0", "appVersion": "0.1.0"})
+    schema = chart.schema or {}
+    r.equal("schema is draft-07", schema.get("$schema"), "http://json-schema.org/draft-07/schema#")
+    r.equal("schema rejects unknown top-level keys", schema.get("additionalProperties"), False)
+    defaults = chart.values
+    listed = set(schema.get("properties", {}))
+    r.check("schema lists every values.yaml key (aliases included)", set(defaults) <= listed,
+            sorted(set(defaults) - listed))
+    r.check("schema lists no key values.yaml lacks (besides global)", listed - set(defaults) <= {"global"},
+            sorted(listed - set(defaults) - {"global"}))
+    r.equal("aliases default to null", (defaults.get("irohBindPort", 0), defaults.get("irohRelayUrls", 0)),
+            (None, None))
+    templates = sorted(t["name"] for t in chart.templates)
+    r.check("templates present", {f"templates/{n}" for n in (
+        "_helpers.tpl", "statefulset.yaml", "service-headless.yaml", "serviceaccount.yaml", "role.yaml",
+        "rolebinding.yaml", "secret.yaml", "pdb.yaml", "service-nodeport.yaml", "NOTES.txt")} <= set(templates),
+        templates)
+
+
+def check_value_set(r: Report, label: str, values: dict[str, Any], expect: Expect, release: dict[str, str]) -> None:
+    r.scope = label
+    name, namespace = release.get("name", "peat-mesh"), release.get("namespace", "peat")
+    report = helm_python.lint(CHART, values, strict=True, namespace=namespace, kube_version="v" + KUBE_VERSION)
+    problems = report.get("errors", []) + [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    r.check("helm lint --strict", not problems, problems)
+    try:
+        manifests = render_manifests(values, name, namespace)
+    except helm_python.HelmError as error:
+        r.check("renders", False, f"{type(error).__name__}: {error}")
+        return
+    r.check("renders", True)
+    notes = manifests.get("peat-mesh/templates/NOTES.txt", "")
+    r.check("NOTES.txt explains port-forward, health, peers and the device_id check",
+            all(s in notes for s in ("port-forward", "/api/v1/health", "/api/v1/peers", "peat-mesh-node identity",
+                                     "device_id")), notes)
+    objects = render(values, name, namespace)
+    check_common(r, objects, expect)
+
+
+def check_failures(r: Report) -> None:
+    for label, values, error_class, text in FAILURES:
+        r.scope = f"rejects: {label}"
+        try:
+            render_manifests(values)
+        except helm_python.HelmError as error:
+            message = str(error)
+            r.check(f"{error_class} mentioning {text!r}",
+                    type(error).__name__ == error_class and text in message, f"{type(error).__name__}: {message}")
+        else:
+            r.check(f"{error_class} mentioning {text!r}", False, "rendered without error")
+
+
+def main() -> int:
+    if _IMPORT_ERROR is not None:
+        print(f"chart_check: cannot import {_IMPORT_ERROR.name}: install the chart tools with:\n  {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
+    r = Report()
+    check_chart(r)
+    for label, values, expect, release in VALUE_SETS:
+        check_value_set(r, label, values, expect, release)
+    check_failures(r)
+    r.scope = ""
+    total = r.passed + len(r.failures)
+    print(f"\nchart_check: {total} checks, {r.passed} passed, {len(r.failures)} failed "
+          f"({len(VALUE_SETS)} value sets, {len(FAILURES)} rejected value sets, Kubernetes {KUBE_VERSION})")
+    for failure in r.failures:
+        print(f"  failed: {failure}")
+    return 1 if r.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
