@@ -69,9 +69,10 @@ actor DocumentEngine {
             let mode = registry.mode(for: stored.key.collection)
             if header.modeTag == StoredEnvelope.tag(mode) {
                 index.update(stored.key, digest: header.digest)
-            } else if let cached = try? load(stored.key) {
-                // The collection's sync mode changed since the document was stored.
-                index.update(stored.key, digest: cached.document.syncDigest(mode: mode))
+            } else {
+                // The collection's sync mode changed since the document was stored: loading it
+                // records its digest under the current mode.
+                _ = try? load(stored.key)
             }
         }
     }
@@ -101,16 +102,14 @@ actor DocumentEngine {
         } catch {
             throw MeshError(code: .storage, message: "the stored document \(key) cannot be decoded: \(error)", cause: error)
         }
+        // The index describes what is stored, not what was recorded: a damaged document (or one whose
+        // collection changed sync mode) is then out of sync with its peers, and they repair it.
         let mode = registry.mode(for: key.collection)
         let digest = document.syncDigest(mode: mode)
-        if header.digest != digest {
-            // The index must describe what is stored, or anti-entropy would call a damaged or
-            // re-moded document in sync; with its real digest, peers repair it.
-            if header.modeTag == StoredEnvelope.tag(mode) {
-                logger.warning("A stored document does not match its recorded digest; peers will repair it", metadata: ["doc.key": "\(key)"])
-            }
-            index.update(key, digest: digest)
+        if header.digest != digest, header.modeTag == StoredEnvelope.tag(mode) {
+            logger.warning("A stored document does not match its recorded digest; peers will repair it", metadata: ["doc.key": "\(key)"])
         }
+        index.update(key, digest: digest)
         let cached = Cached(document: document, version: stored.version, lastUse: clock)
         insert(key, cached)
         return cached
@@ -440,13 +439,7 @@ actor DocumentEngine {
         for message in messages {
             let key = message.key
             let mode = registry.mode(for: key.collection)
-            let cached: Cached
-            do {
-                cached = try loadOrCreate(key)
-            } catch {
-                logger.error("Cannot sync a stored document", metadata: ["doc.key": "\(key)", "reason": "\(error.message)"])
-                continue
-            }
+            guard let cached = loadForSync(key) else { continue }
             let before = cached.document.stateVersion
             var state = peers[device]!.state(for: key)
             do {
@@ -476,6 +469,16 @@ actor DocumentEngine {
         peers[device]!.doorbell.yield()
     }
 
+    /// `loadOrCreate` for the sync paths: a document that cannot be read is logged and skipped.
+    private func loadForSync(_ key: DocumentKey) -> Cached? {
+        do {
+            return try loadOrCreate(key)
+        } catch {
+            logger.error("Cannot sync a stored document", metadata: ["doc.key": "\(key)", "reason": "\(error.message)"])
+            return nil
+        }
+    }
+
     /// The next frame for a peer: control messages first, then a batch of document messages; nil
     /// when there is nothing to send.
     func nextFrame(for device: DeviceID) -> [UInt8]? {
@@ -484,13 +487,7 @@ actor DocumentEngine {
         var batch: [MeshMessage.DocumentMessage] = []
         var size = 0
         while size < Self.frameBudget, let key = peers[device]!.popQueued() {
-            let cached: Cached
-            do {
-                cached = try loadOrCreate(key)
-            } catch {
-                logger.error("Cannot sync a stored document", metadata: ["doc.key": "\(key)", "reason": "\(error.message)"])
-                continue
-            }
+            guard let cached = loadForSync(key) else { continue }
             var state = peers[device]!.state(for: key)
             let message = cached.document.generateSyncMessage(&state, mode: registry.mode(for: key.collection))
             peers[device]!.setState(state, for: key)

@@ -163,30 +163,27 @@ public final class TLSSyncTransport: SyncTransport, Service {
             }
         } onCancelOrGracefulShutdown: {
             server.channel.close(promise: nil)
-            self.closeAllChannels()
+            self.closeAll()
         }
     }
 
-    /// Closes every connection and ends the streams.
+    /// Closes everything and ends the streams.
     private func shutdown() {
-        let connections = state.withLockedValue { state in
-            state.closed = true
-            defer { state.connections = [:] }
-            return state.connections.values.map(\.connection)
-        }
-        for connection in connections {
-            connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
-        }
-        closeAllChannels()
+        closeAll()
         inboundContinuation.finish()
         eventContinuation.finish()
     }
 
-    /// Closes every channel, including handshakes in flight, so stopping never waits for a handshake timeout.
-    private func closeAllChannels() {
-        let channels = state.withLockedValue { state in
+    /// Refuses new channels, closes every connection (recording why) and every handshake in flight,
+    /// so stopping never waits for a handshake timeout.
+    private func closeAll() {
+        let (connections, channels) = state.withLockedValue { state in
             state.closed = true
-            return Array(state.channels.values)
+            defer { state.connections = [:] }
+            return (state.connections.values.map(\.connection), Array(state.channels.values))
+        }
+        for connection in connections {
+            connection.close(reason: TransportError(code: .transportClosed, message: "the transport shut down"))
         }
         for channel in channels { channel.close(promise: nil) }
     }
@@ -330,9 +327,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
             if pending.handOver.take() { pending.asyncChannel.finishUnused() }
             throw failure
         }
-        guard pending.handOver.take() else {
-            throw TransportError(code: .connectionClosed, message: "the connection was already released")
-        }
+        // From here the connection owns the channel (and releases it if unused).
+        _ = pending.handOver.take()
         let remoteAddress = pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress
         let connection = TLSSyncConnection(
             peer: peer, role: role, remoteAddress: remoteAddress, asyncChannel: pending.asyncChannel,
