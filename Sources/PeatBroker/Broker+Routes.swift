@@ -1,23 +1,9 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+import PeatStorage
 
 extension Broker {
-    /// Collection names: 1-128 of `[A-Za-z0-9_.-]`, not `.` or `..` (as the store accepts).
-    static func validCollection(_ name: String) -> Bool {
-        guard (1...128).contains(name.utf8.count), name != ".", name != ".." else { return false }
-        return name.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
-                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-        }
-    }
-
-    /// Document IDs: 1-255 UTF-8 bytes; no `/`, no `..`, no control characters.
-    static func validID(_ id: String) -> Bool {
-        (1...255).contains(id.utf8.count) && !id.contains("/") && !id.contains("..")
-            && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
-    }
-
     /// A path parameter, percent-decoded (`%2F` is a `/` and so an invalid ID, not a separator).
     static func parameter(_ name: String, _ context: some RequestContext) throws -> String {
         let raw = context.parameters.get(name) ?? ""
@@ -29,16 +15,16 @@ extension Broker {
 
     static func collection(_ context: some RequestContext) throws -> String {
         let name = try parameter("collection", context)
-        guard validCollection(name) else {
-            throw BrokerError(code: .badRequest, message: "invalid collection name: letters, digits, _ - . (1-128 characters)")
+        guard DocumentKey.isValidCollection(name) else {
+            throw BrokerError(code: .badRequest, message: "invalid collection name: \(DocumentKey.collectionRule)")
         }
         return name
     }
 
     static func documentID(_ context: some RequestContext) throws -> String {
         let id = try parameter("id", context)
-        guard validID(id) else {
-            throw BrokerError(code: .badRequest, message: "invalid document id: 1-255 bytes without '/', '..' or control characters")
+        guard DocumentKey.isValidID(id) else {
+            throw BrokerError(code: .badRequest, message: "invalid document id: \(DocumentKey.idRule)")
         }
         return id
     }
@@ -126,7 +112,7 @@ extension Broker {
                 limit = configuration.defaultPageSize
             }
             let cursor: String? = request.uri.queryParameters.get("cursor").map { String($0) }
-            if let cursor, !Self.validID(cursor) { throw BrokerError(code: .badRequest, message: "invalid cursor") }
+            if let cursor, !DocumentKey.isValidID(cursor) { throw BrokerError(code: .badRequest, message: "invalid cursor") }
             let page = try await withDeadline(timeout) { try await state.listDocuments(collection, limit: limit, after: cursor) }
             var body: [String: JSONValue] = [
                 "collection": .string(collection),

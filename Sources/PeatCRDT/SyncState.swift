@@ -8,7 +8,7 @@ public import Crypto
 /// needs nothing; `Document.receiveSyncMessage(_:_:mode:)` consumes the peer's messages. Two replicas
 /// that alternate these until both return `nil` hold identical state. When they already agree, that
 /// takes one small summary each way.
-public struct SyncState: Sendable {
+public struct SyncState: Sendable, Equatable {
     /// The peer's version vector, as far as we know (what it told us, plus what we sent it).
     public private(set) var theirVersion: VersionVector? = nil
     /// Our version as last announced.

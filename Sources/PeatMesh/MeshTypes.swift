@@ -89,13 +89,18 @@ public enum MeshEdit: Sendable {
 /// Sync traffic counters of a mesh (mesh protocol payloads, without TLS and TCP overhead).
 public final class MeshTraffic: Sendable {
     private let counters = Mutex((framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0))
-    // swift-metrics counters (no-ops unless the executable bootstrapped a backend).
-    private let sentBytes = Counter(label: "peat_mesh_sync_sent_bytes_total")
-    private let receivedBytes = Counter(label: "peat_mesh_sync_received_bytes_total")
-    private let sentFrames = Counter(label: "peat_mesh_sync_sent_frames_total")
-    private let receivedFrames = Counter(label: "peat_mesh_sync_received_frames_total")
+    private let sentBytes: Counter
+    private let receivedBytes: Counter
+    private let sentFrames: Counter
+    private let receivedFrames: Counter
 
-    init() {}
+    /// - Parameter factory: Where the `peat_mesh_sync_*` counters go.
+    init(factory: any MetricsFactory) {
+        sentBytes = Counter(label: "peat_mesh_sync_sent_bytes_total", factory: factory)
+        receivedBytes = Counter(label: "peat_mesh_sync_received_bytes_total", factory: factory)
+        sentFrames = Counter(label: "peat_mesh_sync_sent_frames_total", factory: factory)
+        receivedFrames = Counter(label: "peat_mesh_sync_received_frames_total", factory: factory)
+    }
 
     func sent(_ bytes: Int) {
         counters.withLock { $0.framesSent += 1; $0.bytesSent += bytes }

@@ -5,15 +5,18 @@ extension PeatMesh {
     /// The live document `collection/id`, or nil.
     /// - Throws: `MeshError` (`.invalidKey`, `.storage`).
     public func document(_ collection: String, _ id: String) async throws(MeshError) -> MeshDocument? {
-        try await engine.document(Self.key(collection, id))
+        try await coordinator.document(Self.key(collection, id))
     }
 
     /// One page of a collection's live documents, in ID order.
     public func documents(in collection: String, after cursor: String? = nil, limit: Int = 100) async throws(MeshError) -> MeshDocumentPage {
         guard DocumentKey.isValidCollection(collection) else {
-            throw MeshError(code: .invalidKey, message: "\"\(collection)\" is not a collection name (letters, digits, _ - .)")
+            throw MeshError(code: .invalidKey, message: DocumentKey.collectionRule)
         }
-        return try await engine.list(collection, after: cursor, limit: max(limit, 1))
+        if let cursor, !DocumentKey.isValidID(cursor) {
+            throw MeshError(code: .invalidKey, message: "the cursor is not a document ID: \(DocumentKey.idRule)")
+        }
+        return try await coordinator.list(collection, after: cursor, limit: max(limit, 1))
     }
 
     /// Replaces (or creates) a document; the change reaches connected peers at once.
@@ -21,7 +24,7 @@ extension PeatMesh {
     /// - Throws: `MeshError` (`.versionConflict`, `.invalidDocument`, `.invalidKey`, `.storage`).
     @discardableResult
     public func put(_ collection: String, _ id: String, _ value: [String: JSON], ifVersion: UInt64? = nil) async throws(MeshError) -> MeshWriteResult {
-        let result = try await engine.apply(.replace(value), to: Self.key(collection, id), ifVersion: ifVersion)
+        let result = try await coordinator.apply(.replace(value), to: Self.key(collection, id), ifVersion: ifVersion)
         guard let document = result.document else { throw MeshError(code: .storage, message: "the write did not produce a document") }
         return MeshWriteResult(document: document, created: result.created)
     }
@@ -30,7 +33,7 @@ extension PeatMesh {
     /// - Throws: `MeshError` (`.notFound`, `.versionConflict`, `.invalidDocument`, `.storage`).
     @discardableResult
     public func patch(_ collection: String, _ id: String, _ patch: [String: JSON], ifVersion: UInt64? = nil) async throws(MeshError) -> MeshDocument {
-        let result = try await engine.apply(.mergePatch(patch), to: Self.key(collection, id), ifVersion: ifVersion)
+        let result = try await coordinator.apply(.mergePatch(patch), to: Self.key(collection, id), ifVersion: ifVersion)
         guard let document = result.document else { throw MeshError(code: .storage, message: "the patch did not produce a document") }
         return document
     }
@@ -40,7 +43,7 @@ extension PeatMesh {
     @discardableResult
     public func delete(_ collection: String, _ id: String, ifVersion: UInt64? = nil) async throws(MeshError) -> Bool {
         do {
-            _ = try await engine.apply(.delete, to: Self.key(collection, id), ifVersion: ifVersion)
+            _ = try await coordinator.apply(.delete, to: Self.key(collection, id), ifVersion: ifVersion)
             return true
         } catch where error.code == .notFound {
             return false
@@ -51,9 +54,10 @@ extension PeatMesh {
     /// - Returns: The document afterwards, nil if it is deleted.
     @discardableResult
     public func update(_ collection: String, _ id: String, _ body: @escaping @Sendable (Document) throws -> Void) async throws(MeshError) -> MeshDocument? {
-        try await engine.update(Self.key(collection, id), body)
+        try await coordinator.update(Self.key(collection, id), body)
     }
 
+    /// The key of `collection/id` under the one rule for names (`DocumentKey`), which the broker uses too.
     static func key(_ collection: String, _ id: String) throws(MeshError) -> DocumentKey {
         do {
             return try DocumentKey(collection: collection, id: id)

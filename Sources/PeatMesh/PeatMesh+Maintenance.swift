@@ -49,15 +49,18 @@ extension PeatMesh {
 
     /// Runs compaction sweeps and history windows on their intervals until cancelled.
     func maintain() async {
+        await maintain(on: clock)
+    }
+
+    private func maintain<C: Clock<Duration>>(on clock: C) async {
         let collections = compactionPlan()
         let windowed = configuration.syncModes.windowedCollections
-        let clock = ContinuousClock()
         let compactionInterval = configuration.compaction.effectiveInterval
         var nextCompaction = clock.now.advanced(by: compactionInterval)
         var nextWindow = clock.now.advanced(by: configuration.historyWindowInterval)
         while !Task.isCancelled, collections != nil || !windowed.isEmpty {
             let wake = collections == nil ? nextWindow : (windowed.isEmpty ? nextCompaction : min(nextCompaction, nextWindow))
-            do { try await clock.sleep(until: wake) } catch { return }
+            do { try await clock.sleep(until: wake, tolerance: nil) } catch { return }
             if let collections, clock.now >= nextCompaction {
                 _ = await compact(collections)
                 nextCompaction = clock.now.advanced(by: compactionInterval)
@@ -74,15 +77,7 @@ extension PeatMesh {
     public func compact(_ collections: [String]) async -> CompactionReport {
         var report = CompactionReport()
         for collection in collections {
-            let keys: [DocumentKey]
-            do {
-                keys = try store.documents(in: collection, largerThan: configuration.compaction.thresholdBytes).map(\.key)
-            } catch {
-                logger.warning("Compaction cannot scan a collection collection=\(collection)", metadata: ["reason": "\(error.message)"])
-                continue
-            }
-            guard !keys.isEmpty else { continue }
-            let result = await engine.compact(keys)
+            let result = await coordinator.compact(collection, largerThan: configuration.compaction.thresholdBytes)
             guard result.documents > 0 else { continue }
             logger.info(
                 "Compacted documents collection=\(collection) documents=\(result.documents) bytes_before=\(result.before) bytes_after=\(result.after)")
@@ -97,7 +92,7 @@ extension PeatMesh {
     func applyHistoryWindows() async {
         let nowMilliseconds = Int64(Date.now.timeIntervalSince1970 * 1000)
         for (collection, seconds) in configuration.syncModes.windowedCollections {
-            let result = await engine.dropHistory(collection, olderThan: nowMilliseconds - Int64(seconds) * 1000)
+            let result = await coordinator.dropHistory(collection, olderThan: nowMilliseconds - Int64(seconds) * 1000)
             if result.documents > 0 {
                 logger.info("History window applied collection=\(collection) documents=\(result.documents) changes_dropped=\(result.changes)")
             }

@@ -1,7 +1,7 @@
 import Logging
 import PeatDiscovery
 public import PeatIdentity
-public import PeatStorage
+import PeatStorage
 public import PeatTransport
 public import ServiceLifecycle
 import Synchronization
@@ -45,18 +45,18 @@ public final class PeatMesh: Service, Sendable {
     /// This node's device ID (from its device key).
     public let deviceID: DeviceID
     public let configuration: Configuration
-    /// The document store the mesh keeps documents in.
-    public let store: any DocumentStore
+    /// Sync traffic counters (payload bytes of the mesh protocol).
+    public let traffic: MeshTraffic
 
-    let engine: DocumentEngine
+    let coordinator: SyncCoordinator
+    let store: any DocumentStore
     let transport: any SyncTransport & Service
     let discovery: (any DiscoveryStrategy)?
     let waitUntilListening: (@Sendable () async throws -> Void)?
-    let peerTable = PeerTable()
+    let clock: any Clock<Duration>
     let logger: Logger
     let broadcaster = EventBroadcaster()
-    /// Sync traffic counters (payload bytes of the mesh protocol).
-    public let traffic = MeshTraffic()
+    let directory = PeerDirectory()
     /// Derives a peer's device ID from its node ID (the formation secret stays inside).
     let deriveDevice: @Sendable (String) -> DeviceID
     private let status = Mutex(Status())
@@ -65,27 +65,35 @@ public final class PeatMesh: Service, Sendable {
         var indexed = false
         var listening = false
         var discoveryRunning = false
-        var stopped = false
     }
 
-    init(
-        configuration: Configuration, deviceID: DeviceID, store: any DocumentStore, transport: any SyncTransport & Service,
-        discovery: (any DiscoveryStrategy)?, waitUntilListening: (@Sendable () async throws -> Void)?,
-        deriveDevice: @escaping @Sendable (String) -> DeviceID, logger: Logger
-    ) throws(MeshError) {
+    struct Parts {
+        var store: any DocumentStore
+        var transport: any SyncTransport & Service
+        var discovery: (any DiscoveryStrategy)?
+        var waitUntilListening: (@Sendable () async throws -> Void)?
+        var deriveDevice: @Sendable (String) -> DeviceID
+        var clock: any Clock<Duration>
+        var traffic: MeshTraffic
+        var logger: Logger
+    }
+
+    init(configuration: Configuration, deviceID: DeviceID, parts: Parts) throws(MeshError) {
         self.nodeID = configuration.nodeID
         self.deviceID = deviceID
         self.configuration = configuration
-        self.store = store
-        self.transport = transport
-        self.discovery = discovery
-        self.waitUntilListening = waitUntilListening
-        self.deriveDevice = deriveDevice
-        self.logger = logger
-        let broadcaster = broadcaster
-        engine = try DocumentEngine(
-            store: store, registry: configuration.syncModes, cacheCapacity: configuration.documentCacheSize, logger: logger,
-            emit: { broadcaster.yield($0) })
+        self.store = parts.store
+        self.transport = parts.transport
+        self.discovery = parts.discovery
+        self.waitUntilListening = parts.waitUntilListening
+        self.deriveDevice = parts.deriveDevice
+        self.clock = parts.clock
+        self.traffic = parts.traffic
+        self.logger = parts.logger
+        let repository = try DocumentRepository(
+            store: parts.store, modes: configuration.syncModes, cacheCapacity: configuration.documentCacheSize, logger: parts.logger)
+        coordinator = SyncCoordinator(
+            repository: repository, nodeID: configuration.nodeID, directory: directory, broadcaster: broadcaster, logger: parts.logger)
     }
 
     // MARK: State
@@ -97,7 +105,7 @@ public final class PeatMesh: Service, Sendable {
     /// Whether the transport is listening for peers.
     public var isListening: Bool { status.withLock { $0.listening } }
     /// How many peers discovery currently reports.
-    public var discoveredPeerCount: Int { peerTable.discoveredCount }
+    public var discoveredPeerCount: Int { directory.discoveredCount }
 
     /// Waits until the transport listens (returns at once for transports without a listener).
     /// - Throws: The transport's error when it cannot listen.
@@ -107,10 +115,11 @@ public final class PeatMesh: Service, Sendable {
 
     /// Connected peers first, then discovered peers without a session.
     public func peers() -> [MeshPeer] {
-        peerTable.peers()
+        directory.peers
     }
 
     /// Mesh events from now on; iterating is subscribing, ending the iteration unsubscribes.
+    /// Document changes are reported while the mesh runs (they come from the store's change feed).
     /// - Parameter bufferSize: Events that may wait unread before the oldest are dropped.
     public func events(bufferSize: Int = 1024) -> AsyncStream<MeshEvent> {
         broadcaster.subscribe(bufferSize: bufferSize)
@@ -122,11 +131,12 @@ public final class PeatMesh: Service, Sendable {
     /// sessions and the maintenance loop (compaction, history windows). Sync state is saved on the way out.
     /// - Throws: `MeshError` when the store cannot be indexed; the transport's or discovery's errors.
     public func run() async throws {
-        try await engine.buildIndex()
+        try await coordinator.buildIndex()
         status.withLock { $0.indexed = true }
-        let documents = await engine.documentCount
+        let documents = await coordinator.documentCount
         logger.info("Mesh started node_id=\(nodeID) device_id=\(deviceID.hex)", metadata: ["documents": "\(documents)"])
-        defer { status.withLock { $0.stopped = true } }
+        // Subscribed before anything runs, so no committed change is missed.
+        let changes = store.changes(bufferSize: 4096)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.transport.run() }
             group.addTask { await self.acceptInbound() }
@@ -135,7 +145,7 @@ public final class PeatMesh: Service, Sendable {
                     do { try await waitUntilListening() } catch { return }  // the transport's run reports it
                 }
                 self.status.withLock { $0.listening = true }
-                self.logger.info("Sync stack ready", metadata: ["anti_entropy_secs": "\(self.configuration.antiEntropyInterval.components.seconds)"])
+                self.logger.info("Sync stack ready", metadata: ["sync.anti_entropy_secs": "\(self.configuration.antiEntropyInterval.components.seconds)"])
             }
             if let discovery = self.discovery {
                 group.addTask {
@@ -150,8 +160,11 @@ public final class PeatMesh: Service, Sendable {
             group.addTask {
                 await cancelWhenGracefulShutdown { await self.maintain() }
             }
+            group.addTask {
+                await cancelWhenGracefulShutdown { await self.report(changes) }
+            }
         }
-        await engine.persistAll()
+        await coordinator.persistAll()
         broadcaster.finish()
     }
 
@@ -164,6 +177,21 @@ public final class PeatMesh: Service, Sendable {
         }
     }
 
+    /// Reports the store's committed changes as mesh events.
+    private func report(_ changes: AsyncStream<StoreEvent>) async {
+        for await event in changes {
+            guard case .changed(let change) = event else {
+                logger.debug("Some document change events were dropped: a subscriber fell behind")
+                continue
+            }
+            let origin: MeshChangeOrigin = switch change.origin {
+            case .local: .local
+            case .remote(let peer): .peer(peer)
+            }
+            broadcaster.yield(.documentChanged(change.key, deleted: change.kind == .delete, origin: origin))
+        }
+    }
+
     /// `ip:port` from NIO's `[IPv4]host/ip:port` form.
     static func address(_ remote: String) -> String {
         guard let slash = remote.lastIndex(of: "/") else { return remote }
@@ -172,25 +200,10 @@ public final class PeatMesh: Service, Sendable {
 
     /// Runs the sync protocol over one authenticated connection until it ends.
     func runSession(_ connection: any SyncConnection, addresses: [String]) async {
-        let device = connection.peer.deviceID
-        let sessionID = peerTable.open(connection, addresses: addresses)
-        let peerTable = peerTable
-        let logger = logger
-        let broadcaster = broadcaster
-        let session = SyncSession(
-            connection: connection, engine: engine, localNodeID: nodeID, incarnation: store.actorID,
-            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay, traffic: traffic
-        ) { nodeID in
-            guard let peer = peerTable.hello(device, session: sessionID, nodeID: nodeID) else { return }
-            logger.info("Peer connected peer=\(peer.id) device_id=\(device.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")
-            broadcaster.yield(.peerConnected(peer))
-        }
-        let failure = await session.run()
-        await connection.close()
-        guard let peer = peerTable.close(device, session: sessionID) else { return }
-        let reason = Self.reason(failure)
-        logger.info("Peer disconnected peer=\(peer.id) device_id=\(device.hex) reason=\(reason)")
-        broadcaster.yield(.peerDisconnected(peer, reason: reason))
+        let timing = SyncSession.Timing(
+            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay, clock: clock)
+        let session = SyncSession(connection: connection, coordinator: coordinator, timing: timing, traffic: traffic)
+        _ = await session.run(addresses: addresses)
     }
 
     static func reason(_ failure: (any Error)?) -> String {
@@ -201,42 +214,5 @@ public final class PeatMesh: Service, Sendable {
         case is CancellationError: "shutdown"
         case let error?: "\(error)"
         }
-    }
-}
-
-/// Fans mesh events out to every subscriber.
-final class EventBroadcaster: Sendable {
-    private let subscribers = Mutex<(next: Int, continuations: [Int: AsyncStream<MeshEvent>.Continuation], finished: Bool)>((0, [:], false))
-
-    func subscribe(bufferSize: Int) -> AsyncStream<MeshEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: MeshEvent.self, bufferingPolicy: .bufferingNewest(max(bufferSize, 1)))
-        let id: Int? = subscribers.withLock { state in
-            guard !state.finished else { return nil }
-            state.next += 1
-            state.continuations[state.next] = continuation
-            return state.next
-        }
-        guard let id else {
-            continuation.finish()
-            return stream
-        }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.continuations.removeValue(forKey: id) }
-        }
-        return stream
-    }
-
-    func yield(_ event: MeshEvent) {
-        let continuations = subscribers.withLock { Array($0.continuations.values) }
-        for continuation in continuations { continuation.yield(event) }
-    }
-
-    func finish() {
-        let continuations = subscribers.withLock { state in
-            state.finished = true
-            defer { state.continuations = [:] }
-            return Array(state.continuations.values)
-        }
-        for continuation in continuations { continuation.finish() }
     }
 }

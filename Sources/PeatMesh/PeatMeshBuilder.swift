@@ -1,4 +1,5 @@
 public import Logging
+public import Metrics
 public import PeatDiscovery
 public import PeatIdentity
 public import PeatStorage
@@ -28,7 +29,9 @@ public struct PeatMeshBuilder {
     private var listenPort = 11204
     private var transportConfiguration: TLSSyncTransport.Configuration?
     private var transportFactory: TransportFactory?
-    private var logger = Logger(label: "peat.mesh")
+    private var logger = Logger(label: "peat.mesh", factory: { _ in SwiftLogNoOpLogHandler() })
+    private var metricsFactory: (any MetricsFactory)?
+    private var clock: any Clock<Duration> = ContinuousClock()
 
     /// Starts a builder for the device whose key derives from `secret` and `context` (DESIGN §3);
     /// the node ID is `context` unless `nodeID(_:)` sets another.
@@ -64,14 +67,23 @@ public struct PeatMeshBuilder {
     /// Another transport (for example `InMemorySyncTransport` in tests).
     public func transport(_ factory: @escaping TransportFactory) -> Self { with { $0.transportFactory = factory } }
 
-    /// Where the mesh logs.
+    /// Where the mesh (and the default transport, as `<label>.transport`) logs; by default nowhere.
     public func logger(_ logger: Logger) -> Self { with { $0.logger = logger } }
+
+    /// Where the mesh's (and the default transport's) metrics go (default: `MetricsSystem.factory`,
+    /// whatever the executable bootstrapped).
+    public func metricsFactory(_ factory: any MetricsFactory) -> Self { with { $0.metricsFactory = factory } }
+
+    /// The clock the mesh's timers run on: anti-entropy, push delay, redial backoff, maintenance
+    /// (default: `ContinuousClock`; tests drive their own).
+    public func clock(_ clock: any Clock<Duration>) -> Self { with { $0.clock = clock } }
 
     /// Builds the mesh; run it to start syncing.
     /// - Throws: `MeshError` with `.invalidConfiguration` when the transport cannot be created.
     public func build() throws(MeshError) -> PeatMesh {
         let keypair = secret.deviceKeypair(context: context)
         let formationKey = secret.formationKey()
+        let metrics = metricsFactory ?? MetricsSystem.factory
         let transport: any SyncTransport & Service
         var waitUntilListening: (@Sendable () async throws -> Void)?
         do {
@@ -81,10 +93,10 @@ public struct PeatMeshBuilder {
                 var tls = transportConfiguration ?? TLSSyncTransport.Configuration()
                 tls.host = listenHost
                 tls.port = listenPort
-                var transportLogger = Logger(label: logger.label + ".transport")
-                transportLogger.logLevel = logger.logLevel
+                var transportLogger = logger
+                transportLogger[metadataKey: "component"] = "transport"
                 let made = try TLSSyncTransport(
-                    keypair: keypair, formationKey: formationKey, configuration: tls, logger: transportLogger)
+                    keypair: keypair, formationKey: formationKey, configuration: tls, logger: transportLogger, metricsFactory: metrics)
                 transport = made
                 waitUntilListening = { _ = try await made.listeningAddress() }
             }
@@ -92,10 +104,11 @@ public struct PeatMeshBuilder {
             throw MeshError(code: .invalidConfiguration, message: "cannot create the sync transport: \(error)", cause: error)
         }
         let secret = secret
-        return try PeatMesh(
-            configuration: configuration, deviceID: keypair.deviceID, store: store ?? InMemoryDocumentStore(), transport: transport,
-            discovery: discovery, waitUntilListening: waitUntilListening,
-            deriveDevice: { secret.deviceKeypair(context: $0).deviceID }, logger: logger)
+        let parts = PeatMesh.Parts(
+            store: store ?? InMemoryDocumentStore(), transport: transport, discovery: discovery, waitUntilListening: waitUntilListening,
+            deriveDevice: { secret.deviceKeypair(context: $0).deviceID }, clock: clock, traffic: MeshTraffic(factory: metrics),
+            logger: logger)
+        return try PeatMesh(configuration: configuration, deviceID: keypair.deviceID, parts: parts)
     }
 
     private func with(_ change: (inout Self) -> Void) -> Self {

@@ -73,14 +73,12 @@ final class NodeBrokerState: BrokerState {
     }
 
     func putDocument(_ collection: String, _ id: String, _ value: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerWriteResult {
-        let fields = value.mapValues(Self.crdt)
-        let result = try await Self.mapErrors { () async throws(MeshError) in try await mesh.put(collection, id, fields, ifVersion: ifVersion) }
+        let result = try await Self.mapErrors { () async throws(MeshError) in try await mesh.put(collection, id, value, ifVersion: ifVersion) }
         return BrokerWriteResult(document: Self.broker(result.document), created: result.created)
     }
 
     func patchDocument(_ collection: String, _ id: String, _ patch: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerDocument {
-        let fields = patch.mapValues(Self.crdt)
-        return Self.broker(try await Self.mapErrors { () async throws(MeshError) in try await mesh.patch(collection, id, fields, ifVersion: ifVersion) })
+        return Self.broker(try await Self.mapErrors { () async throws(MeshError) in try await mesh.patch(collection, id, patch, ifVersion: ifVersion) })
     }
 
     func deleteDocument(_ collection: String, _ id: String, ifVersion: UInt64?) async throws(BrokerError) -> Bool {
@@ -110,31 +108,7 @@ final class NodeBrokerState: BrokerState {
     }
 
     static func broker(_ document: MeshDocument) -> BrokerDocument {
-        BrokerDocument(id: document.key.id, value: document.value.mapValues(broker), version: document.version)
-    }
-
-    static func broker(_ json: JSON) -> JSONValue {
-        switch json {
-        case .null: .null
-        case .bool(let b): .bool(b)
-        case .int(let i): .int(i)
-        case .double(let d): .double(d)
-        case .string(let s): .string(s)
-        case .array(let a): .array(a.map(broker))
-        case .object(let o): .object(o.mapValues(broker))
-        }
-    }
-
-    static func crdt(_ value: JSONValue) -> JSON {
-        switch value {
-        case .null: .null
-        case .bool(let b): .bool(b)
-        case .int(let i): .int(i)
-        case .double(let d): .double(d)
-        case .string(let s): .string(s)
-        case .array(let a): .array(a.map(crdt))
-        case .object(let o): .object(o.mapValues(crdt))
-        }
+        BrokerDocument(id: document.key.id, value: document.value, version: document.version)
     }
 }
 

@@ -9,31 +9,46 @@ public struct DocumentKey: Hashable, Sendable, Comparable, CustomStringConvertib
     public let id: String
 
     /// Creates a key after checking it can be stored.
-    /// - Throws: `StorageError` with `.invalidKey`: an empty or over-long part, a collection name
-    ///   outside `[A-Za-z0-9_.-]` (or `.`/`..`), or a NUL or other control character in the ID.
+    /// - Throws: `StorageError` with `.invalidKey` when `isValidCollection(collection)` or
+    ///   `isValidID(id)` is false.
     public init(collection: String, id: String) throws(StorageError) {
         guard Self.isValidCollection(collection) else {
-            throw StorageError(
-                code: .invalidKey,
-                message: "collection names are 1-\(Self.maximumCollectionLength) characters of letters, digits, _ - . (not . or ..)")
+            throw StorageError(code: .invalidKey, message: Self.collectionRule)
         }
-        guard (1...Self.maximumIDLength).contains(id.utf8.count),
-              !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw StorageError(
-                code: .invalidKey,
-                message: "document IDs are 1-\(Self.maximumIDLength) UTF-8 bytes without control characters")
+        guard Self.isValidID(id) else {
+            throw StorageError(code: .invalidKey, message: Self.idRule)
         }
         self.collection = collection
         self.id = id
     }
 
-    /// Whether `name` can be a collection name.
+    /// The collection-name rule, as error messages state it.
+    public static let collectionRule =
+        "collection names are 1-\(maximumCollectionLength) characters of letters, digits, _ - . (not . or ..)"
+    /// The document-ID rule, as error messages state it.
+    public static let idRule =
+        "document IDs are 1-\(maximumIDLength) UTF-8 bytes without '/' or control characters, and not . or .."
+
+    /// Whether `name` can be a collection name: 1-128 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`.
+    ///
+    /// The one rule for collection names: the broker's routes, the mesh API and the store all use it.
     public static func isValidCollection(_ name: String) -> Bool {
         guard (1...maximumCollectionLength).contains(name.utf8.count), name != ".", name != ".." else { return false }
         return name.utf8.allSatisfy { byte in
             (0x30...0x39).contains(byte) || (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte)
                 || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
         }
+    }
+
+    /// Whether `id` can be a document ID: 1-255 UTF-8 bytes, no `/`, no control character (Unicode
+    /// category Cc), and not `.` or `..` (path segments an HTTP client rewrites before sending, so
+    /// such a document could never be read back through the broker).
+    ///
+    /// The one rule for document IDs: the broker's routes, the mesh API and the store all use it.
+    public static func isValidID(_ id: String) -> Bool {
+        (1...maximumIDLength).contains(id.utf8.count) && id != "." && id != ".."
+            && !id.utf8.contains(UInt8(ascii: "/"))
+            && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     /// Byte-wise order of (collection, id): the order listings and scans use.

@@ -31,18 +31,6 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// Why a connection ended or what changed about it.
-public enum ConnectionEvent: Sendable {
-    /// A connection passed the formation handshake.
-    case connected(peer: PeerIdentity, address: String, role: MembershipRole)
-    /// A fresh round-trip time measurement.
-    case roundTripTime(peer: PeerIdentity, Duration)
-    /// A connection closed; `reason` is nil for an orderly close.
-    case disconnected(peer: PeerIdentity, reason: TransportError?)
-    /// A connection attempt or an inbound connection failed before authentication.
-    case rejected(address: String, reason: TransportError)
-}
-
 /// One authenticated connection to a formation member.
 ///
 /// Nothing is delivered before the peer proved formation membership. Frames are read and written
@@ -66,8 +54,20 @@ public protocol SyncConnection: AnyObject, Sendable {
         _ body: (_ inbound: SyncInboundFrames, _ outbound: SyncFrameWriter) async throws -> Result
     ) async throws -> Result
 
-    /// Closes the connection.
+    /// Closes the connection, giving the peer a chance to acknowledge (TLS close_notify), and waits
+    /// until it is closed.
     func close() async
+
+    /// Closes the connection at once, without waiting for the peer: for a peer that may be hung
+    /// (discovery lost it), whose socket would otherwise stay open until a shutdown timeout.
+    func abort() async
+}
+
+extension SyncConnection {
+    /// Transports whose `close()` never waits for the peer need nothing more.
+    public func abort() async {
+        await close()
+    }
 }
 
 /// A transport that opens and accepts authenticated connections between formation members.
@@ -77,9 +77,6 @@ public protocol SyncTransport: Sendable {
 
     /// Connections peers opened to this node, after authentication. Iterate it from one task.
     var inboundConnections: AsyncStream<any SyncConnection> { get }
-
-    /// Connection lifecycle events (bounded: the oldest unread events are dropped first).
-    var events: AsyncStream<ConnectionEvent> { get }
 
     /// Opens an authenticated connection to a peer.
     /// - Parameters:

@@ -162,7 +162,7 @@ struct BrokerRouteTests {
     }
 
     @Test(arguments: [
-        ("/api/v1/documents/beacons/..", 400), ("/api/v1/documents/beacons/a..b", 400),
+        ("/api/v1/documents/beacons/..", 400), ("/api/v1/documents/beacons/%2E", 400), ("/api/v1/documents/beacons/%2e%2e", 400),
         ("/api/v1/documents/beacons/bad%01id", 400), ("/api/v1/documents/beacons/" + String(repeating: "x", count: 256), 400),
         ("/api/v1/documents/bad%20collection/x", 400), ("/api/v1/documents/%2E%2E/x", 400),
         ("/api/v1/documents/beacons/a%2Fb", 400),

@@ -76,7 +76,7 @@ final class FakeBrokerState: BrokerState {
         guard let current = try await document(collection, id) else {
             throw BrokerError(code: .notFound, message: "document not found: \(collection)/\(id)")
         }
-        guard case .object(let merged) = JSONValue.object(current.value).merging(patch: .object(patch)) else {
+        guard case .object(let merged) = JSONValue.object(current.value).mergePatched(with: .object(patch)) else {
             throw BrokerError(code: .internalError, message: "merge produced a non-object")
         }
         return try await putDocument(collection, id, merged, ifVersion: ifVersion ?? current.version).document

@@ -7,6 +7,7 @@ import NIOPosix
 import NIOSSL
 import PeatIdentity
 import SwiftASN1
+import MetricsTestKit
 import Testing
 import X509
 @testable import PeatTransport
@@ -48,21 +49,19 @@ struct TLSSyncTransportTests {
     }
 
     @Test func wrongFormationSecretIsRejectedInBothDirections() async throws {
-        let member = try TransportHarness.transport("peat-mesh-0")
-        let outsider = try TransportHarness.transport("peat-mesh-1", secret: Array("not the formation's secret".utf8))
+        let memberMetrics = TestMetrics(), outsiderMetrics = TestMetrics()
+        let member = try TransportHarness.transport("peat-mesh-0", metrics: memberMetrics)
+        let outsider = try TransportHarness.transport("peat-mesh-1", secret: Array("not the formation's secret".utf8), metrics: outsiderMetrics)
         try await TransportHarness.running([member, outsider]) {
-            for (dialer, listener) in [(outsider, member), (member, outsider)] {
+            for (dialer, listener, metrics) in [(outsider, member, memberMetrics), (member, outsider, outsiderMetrics)] {
                 let address = try await listener.listeningAddress()
                 await #expect {
                     _ = try await dialer.connect(to: address, expectedPeer: nil)
                 } throws: { error in
                     (error as? TransportError)?.code == .notFormationMember
                 }
-                let rejected = try await TransportHarness.event(listener) { event in
-                    if case .rejected(_, let reason) = event { return reason.code == .notFormationMember }
-                    return false
-                }
-                #expect({ if case .rejected = rejected { true } else { false } }())
+                // The listener refused it too, and counted why.
+                try await TransportHarness.eventually { TransportHarness.rejections(metrics, .notFormationMember) == 1 }
                 #expect(listener.connectedPeers.isEmpty && dialer.connectedPeers.isEmpty)
             }
         }
@@ -155,16 +154,14 @@ struct TLSSyncTransportTests {
     }
 
     @Test func silentClientIsDroppedAfterTheHandshakeTimeout() async throws {
-        let server = try TransportHarness.transport("peat-mesh-0") { $0.handshakeTimeout = .milliseconds(300) }
+        let metrics = TestMetrics()
+        let server = try TransportHarness.transport("peat-mesh-0", metrics: metrics) { $0.handshakeTimeout = .milliseconds(300) }
         try await TransportHarness.running([server]) {
             let address = try await server.listeningAddress()
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: address.host, port: address.port).get()
             try await TransportHarness.withTimeout(.seconds(5)) { try await channel.closeFuture.get() }
-            _ = try await TransportHarness.event(server) { event in
-                if case .rejected(_, let reason) = event { return reason.code == .handshakeTimeout }
-                return false
-            }
+            try await TransportHarness.eventually { TransportHarness.rejections(metrics, .handshakeTimeout) == 1 }
         }
     }
 
@@ -352,18 +349,22 @@ struct TLSSyncTransportTests {
         let quiet = try TransportHarness.transport("peat-mesh-1") { $0.keepaliveInterval = .seconds(30) }
         try await TransportHarness.running([watchful, quiet]) {
             let connection = try await watchful.connect(to: try await quiet.listeningAddress(), expectedPeer: nil)
-            let event = try await TransportHarness.event(watchful) { event in
-                if case .disconnected(_, let reason) = event { return reason?.code == .idleTimeout }
-                return false
-            }
-            if case .disconnected(let peer, _) = event { #expect(peer == quiet.localIdentity) }
             #expect(connection.peer == quiet.localIdentity)
-            #expect(watchful.connectedPeers.isEmpty)
+            // The reader learns why the connection ended.
+            await #expect {
+                try await TransportHarness.withTimeout(.seconds(10)) {
+                    try await connection.withFrames { inbound, _ in for try await _ in inbound {} }
+                }
+            } throws: { error in
+                (error as? TransportError)?.code == .idleTimeout
+            }
+            try await TransportHarness.eventually { watchful.connectedPeers.isEmpty }
         }
     }
 
     @Test func keepalivePingsHoldAnIdleConnectionOpen() async throws {
-        let a = try TransportHarness.transport("peat-mesh-0") {
+        let metrics = TestMetrics()
+        let a = try TransportHarness.transport("peat-mesh-0", metrics: metrics) {
             $0.idleTimeout = .milliseconds(1500)
             $0.keepaliveInterval = .milliseconds(100)
         }
@@ -375,9 +376,10 @@ struct TLSSyncTransportTests {
             _ = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
             // Several idle timeouts pass with no application data; keepalive keeps the link.
             let later = ContinuousClock.now + .milliseconds(3500)
-            _ = try await TransportHarness.event(a) { event in
-                if case .roundTripTime = event { return ContinuousClock.now > later }
-                return false
+            var pongs = 0
+            try await TransportHarness.eventually {
+                pongs = (try? metrics.expectTimer("peat_transport_rtt_seconds").values.count) ?? 0
+                return ContinuousClock.now > later && pongs > 3
             }
             #expect(a.connectedPeers == [b.localIdentity])
         }
@@ -388,10 +390,7 @@ struct TLSSyncTransportTests {
         let b = try TransportHarness.transport("peat-mesh-1")
         try await TransportHarness.running([a, b]) {
             let connection = try await a.connect(to: try await b.listeningAddress(), expectedPeer: nil)
-            _ = try await TransportHarness.event(a) { event in
-                if case .roundTripTime = event { return true }
-                return false
-            }
+            try await TransportHarness.eventually { connection.roundTripTime != nil }
             let rtt = try #require(connection.roundTripTime)
             #expect(rtt > .zero && rtt < .seconds(5))
         }

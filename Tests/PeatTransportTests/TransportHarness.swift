@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import NIOCore
 import PeatIdentity
 import Testing
@@ -9,14 +10,20 @@ enum TransportHarness {
     static let secret = Array("formation-shared-secret-from-k8s-secret".utf8)
 
     static func transport(
-        _ name: String, secret: [UInt8] = secret, port: Int = 0, configure: (inout TLSSyncTransport.Configuration) -> Void = { _ in }
+        _ name: String, secret: [UInt8] = secret, port: Int = 0, metrics: TestMetrics = TestMetrics(),
+        configure: (inout TLSSyncTransport.Configuration) -> Void = { _ in }
     ) throws -> TLSSyncTransport {
         var configuration = TLSSyncTransport.Configuration(host: "127.0.0.1", port: port)
         configuration.handshakeTimeout = .seconds(3)
         configure(&configuration)
         return try TLSSyncTransport(
             keypair: DeviceKeypair.fromSeed(secret, context: name), formationKey: FormationKey(secret: secret),
-            configuration: configuration)
+            configuration: configuration, metricsFactory: metrics)
+    }
+
+    /// How many inbound connections `metrics`' transport refused for `reason`.
+    static func rejections(_ metrics: TestMetrics, _ reason: TransportError.Code) -> Int64 {
+        metrics.counterTotal(label: "peat_transport_rejections_total", dimensions: [("reason", reason.description), ("direction", "inbound")])
     }
 
     /// Runs `transports` while `body` runs, then cancels them (which closes every connection).
@@ -43,16 +50,6 @@ enum TransportHarness {
             var iterator = transport.inboundConnections.makeAsyncIterator()
             guard let connection = await iterator.next() else { throw TransportError(code: .transportClosed, message: "no more connections") }
             return connection
-        }
-    }
-
-    /// The first event matching `predicate`, or an error after `timeout`.
-    static func event(
-        _ transport: TLSSyncTransport, timeout: Duration = .seconds(10), where predicate: @escaping @Sendable (ConnectionEvent) -> Bool
-    ) async throws -> ConnectionEvent {
-        try await withTimeout(timeout) {
-            for await event in transport.events where predicate(event) { return event }
-            throw TransportError(code: .transportClosed, message: "events ended")
         }
     }
 

@@ -3,31 +3,31 @@
 /// Hostile input can only produce a `PeatCRDTError(.malformedEncoding)`: no read goes past the end,
 /// integers longer than 10 bytes or overflowing 64 bits are refused, and every length is checked
 /// against the bytes that remain before anything is allocated.
-struct ByteReader {
+package struct ByteReader {
     private let bytes: [UInt8]
-    private(set) var offset: Int
-    let end: Int
+    package private(set) var offset: Int
+    package let end: Int
 
-    init(_ bytes: [UInt8], from start: Int = 0) {
+    package init(_ bytes: [UInt8], from start: Int = 0) {
         self.bytes = bytes
         self.offset = start
         self.end = bytes.count
     }
 
-    var remaining: Int { end - offset }
-    var isAtEnd: Bool { offset >= end }
+    package var remaining: Int { end - offset }
+    package var isAtEnd: Bool { offset >= end }
 
-    static func malformed(_ what: String) -> PeatCRDTError { PeatCRDTError(.malformedEncoding, what) }
+    package static func malformed(_ what: String) -> PeatCRDTError { PeatCRDTError(.malformedEncoding, what) }
 
     @inline(__always)
-    mutating func byte() throws(PeatCRDTError) -> UInt8 {
+    package mutating func byte() throws(PeatCRDTError) -> UInt8 {
         guard offset < end else { throw Self.malformed("unexpected end of input") }
         defer { offset += 1 }
         return bytes[offset]
     }
 
     @inline(__always)
-    mutating func uleb() throws(PeatCRDTError) -> UInt64 {
+    package mutating func uleb() throws(PeatCRDTError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -43,7 +43,7 @@ struct ByteReader {
     }
 
     @inline(__always)
-    mutating func sleb() throws(PeatCRDTError) -> Int64 {
+    package mutating func sleb() throws(PeatCRDTError) -> Int64 {
         var result: Int64 = 0
         var shift: Int64 = 0
         var b: UInt8
@@ -60,7 +60,7 @@ struct ByteReader {
     }
 
     /// An unsigned count that must fit in what is left (each counted item takes at least `minimumItemSize` bytes).
-    mutating func count(minimumItemSize: Int = 1) throws(PeatCRDTError) -> Int {
+    package mutating func count(minimumItemSize: Int = 1) throws(PeatCRDTError) -> Int {
         let value = try uleb()
         guard value <= UInt64(remaining / max(minimumItemSize, 1)) else {
             throw Self.malformed("count \(value) exceeds the remaining input")
@@ -69,38 +69,40 @@ struct ByteReader {
     }
 
     /// A non-negative value that must fit in an `Int`.
-    mutating func int() throws(PeatCRDTError) -> Int {
+    package mutating func int() throws(PeatCRDTError) -> Int {
         let value = try uleb()
         guard value <= UInt64(Int.max) else { throw Self.malformed("integer out of range") }
         return Int(value)
     }
 
-    mutating func raw(_ n: Int) throws(PeatCRDTError) -> ArraySlice<UInt8> {
+    package mutating func raw(_ n: Int) throws(PeatCRDTError) -> ArraySlice<UInt8> {
         guard n >= 0, n <= remaining else { throw Self.malformed("unexpected end of input") }
         defer { offset += n }
         return bytes[offset..<offset + n]
     }
 
-    mutating func data() throws(PeatCRDTError) -> [UInt8] {
+    package mutating func data() throws(PeatCRDTError) -> [UInt8] {
         let n = try count()
         return Array(try raw(n))
     }
 
-    mutating func string() throws(PeatCRDTError) -> String {
+    /// A length-prefixed UTF-8 string of at most `maximumLength` bytes.
+    package mutating func string(maximumLength: Int = .max) throws(PeatCRDTError) -> String {
         let n = try count()
+        guard n <= maximumLength else { throw Self.malformed("string longer than \(maximumLength) bytes") }
         let slice = try raw(n)
         guard let s = String(validating: slice, as: UTF8.self) else { throw Self.malformed("invalid UTF-8") }
         return s
     }
 
-    mutating func double() throws(PeatCRDTError) -> Double {
+    package mutating func double() throws(PeatCRDTError) -> Double {
         let slice = try raw(8)
         var bits: UInt64 = 0
         for (i, b) in slice.enumerated() { bits |= UInt64(b) << UInt64(8 * i) }
         return Double(bitPattern: bits)
     }
 
-    mutating func uint64BigEndian() throws(PeatCRDTError) -> UInt64 {
+    package mutating func uint64BigEndian() throws(PeatCRDTError) -> UInt64 {
         let slice = try raw(8)
         var v: UInt64 = 0
         for b in slice { v = v << 8 | UInt64(b) }

@@ -3,26 +3,25 @@ import PeatIdentity
 import PeatTransport
 
 extension PeatMesh {
-    /// The peer connector: turns discovery events into dial loops, one per discovered peer, and closes
-    /// the session of a peer discovery lost.
+    /// The peer connector: turns discovery events into dial loops, one per discovered peer, and ends
+    /// the session of a peer discovery lost at once.
     func connect(_ events: AsyncStream<DiscoveryEvent>) async {
         await withDiscardingTaskGroup { dialers in
             for await event in events {
                 switch event {
                 case .peerFound(let info), .peerUpdated(let info):
                     guard info.nodeID != nodeID else { continue }
-                    let isNew = peerTable.discover(info, expected: expectedDevice(of: info))
+                    let ticket = await coordinator.discovered(info, expected: expectedDevice(of: info))
                     let addresses = info.addresses.map(\.description).joined(separator: ", ")
-                    logger.info("\(isNew ? "Peer discovered" : "Peer updated") peer=\(info.nodeID) addresses=[\(addresses)] source=\(info.source)")
-                    if isNew {
-                        dialers.addTask { await self.dial(info.nodeID) }
+                    logger.info("\(ticket == nil ? "Peer updated" : "Peer discovered") peer=\(info.nodeID) addresses=[\(addresses)] source=\(info.source)")
+                    if let ticket {
+                        dialers.addTask { await self.dial(info.nodeID, ticket) }
                     }
                 case .peerLost(let lostID):
                     guard lostID != nodeID else { continue }
                     logger.info("Peer lost peer=\(lostID)")
-                    if let connection = peerTable.lose(lostID) {
-                        await connection.close()
-                    }
+                    // Closed without waiting for the peer: a hung process must not keep its session.
+                    if let connection = await coordinator.lost(lostID) { await connection.abort() }
                 }
             }
         }
@@ -37,41 +36,37 @@ extension PeatMesh {
         return deriveDevice(info.nodeID)
     }
 
-    /// Keeps one session open to a discovered peer until discovery loses it: dials its addresses in
-    /// order, runs the session, and redials with jittered exponential backoff. It does not dial while a
-    /// session to the peer's device is open in either direction, so two nodes that both dial settle on
-    /// one connection.
-    func dial(_ peerID: String) async {
-        var backoff = configuration.reconnectBackoff
-        while !Task.isCancelled, let peer = peerTable.discovered(peerID) {
-            if peerTable.isConnected(peerID) {
-                try? await Task.sleep(for: .milliseconds(200))
-                continue
-            }
-            peerTable.setDialState(peerID, "connecting")
-            var reached = false
-            for endpoint in peer.info.addresses where !Task.isCancelled {
-                do {
-                    let connection = try await transport.connect(
-                        to: PeerAddress(host: endpoint.host, port: endpoint.port), expectedPeer: peer.expected)
-                    reached = true
-                    backoff.reset()
-                    peerTable.setDialState(peerID, "connected", known: connection.peer.deviceID)
-                    await runSession(connection, addresses: peer.info.addresses.map(\.description))
-                    break
-                } catch let error as TransportError where error.code == .duplicateConnection {
-                    // Already connected to this device (the peer dialled too): that session syncs.
-                    reached = true
-                    peerTable.setDialState(peerID, "connected", known: error.peer?.deviceID)
-                    try? await Task.sleep(for: .milliseconds(200))
-                    break
-                } catch {
-                    continue
+    /// Keeps one session open to a discovered peer until discovery loses it (`maintainConnection`):
+    /// dials its current addresses in order, runs the session, and redials with jittered exponential
+    /// backoff. While a session with the peer's device is open in either direction it waits for that
+    /// session to end instead of dialling, so two nodes that both dial settle on one connection.
+    func dial(_ peerID: String, _ ticket: PeerRegistry.DialTicket) async {
+        let coordinator = coordinator
+        var wake = ticket.wake.makeAsyncIterator()
+        await transport.maintainConnection(
+            backoff: configuration.reconnectBackoff, clock: clock,
+            nextTarget: {
+                while true {
+                    switch await coordinator.dialDecision(peerID, generation: ticket.generation) {
+                    case .stop:
+                        return nil
+                    case .wait:
+                        guard await wake.next() != nil else { return nil }
+                    case .dial(let addresses, let expected):
+                        return ReconnectTarget(addresses: addresses, expectedPeer: expected)
+                    }
                 }
-            }
-            guard !reached, peerTable.discovered(peerID) != nil else { continue }
-            peerTable.setDialState(peerID, "backoff")
-            try? await Task.sleep(for: backoff.nextDelay())
-        }
+            },
+            observe: { outcome in
+                switch outcome {
+                case .failed: await coordinator.dialFailed(peerID, generation: ticket.generation)
+                case .alreadyConnected(let peer, _): await coordinator.dialed(peerID, generation: ticket.generation, device: peer?.deviceID)
+                case .sessionEnded: break
+                }
+            },
+            session: { connection in
+                await coordinator.dialed(peerID, generation: ticket.generation, device: connection.peer.deviceID)
+                await self.runSession(connection, addresses: [])
+            })
     }
 }

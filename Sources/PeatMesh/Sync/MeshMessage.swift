@@ -1,3 +1,4 @@
+import PeatCRDT
 import PeatStorage
 
 /// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
@@ -47,7 +48,7 @@ enum MeshMessage: Equatable, Sendable {
     }
 
     func encoded() -> [UInt8] {
-        var w = WireWriter(capacity: 64)
+        var w = ByteWriter(capacity: 64)
         w.byte(Self.protocolVersion)
         switch self {
         case .hello(let nodeID, let incarnation):
@@ -77,7 +78,7 @@ enum MeshMessage: Equatable, Sendable {
                 w.raw(entry.digest)
             }
         case .documents(let documents):
-            w = WireWriter(capacity: documents.reduce(16) { $0 + $1.payload.count + 48 })
+            w = ByteWriter(capacity: documents.reduce(16) { $0 + $1.payload.count + 48 })
             w.byte(Self.protocolVersion)
             w.byte(Kind.documents.rawValue)
             w.uleb(documents.count)
@@ -87,7 +88,7 @@ enum MeshMessage: Equatable, Sendable {
                 w.data(document.payload)
             }
         case .chunk(let more, let bytes):
-            w = WireWriter(capacity: bytes.count + 8)
+            w = ByteWriter(capacity: bytes.count + 8)
             w.byte(Self.protocolVersion)
             w.byte(Kind.chunk.rawValue)
             w.byte(more ? 1 : 0)
@@ -97,48 +98,60 @@ enum MeshMessage: Equatable, Sendable {
     }
 
     /// Decodes one frame.
-    /// - Throws: `MeshError` with `.protocolViolation` for anything malformed.
+    /// - Throws: `MeshError` with `.protocolViolation` for anything malformed; never traps and never
+    ///   allocates more than the frame holds.
     init(decoding bytes: [UInt8]) throws(MeshError) {
-        var r = WireReader(bytes)
-        let version = try r.byte()
+        var r = ByteReader(bytes)
+        guard let version = try? r.byte() else {
+            throw MeshError(code: .protocolViolation, message: "malformed mesh message: empty frame")
+        }
         guard version == Self.protocolVersion else {
             throw MeshError(code: .protocolViolation, message: "unsupported mesh protocol version \(version)")
         }
-        guard let kind = Kind(rawValue: try r.byte()) else { throw WireReader.malformed("unknown message kind") }
+        do {
+            self = try Self.decodeBody(&r)
+        } catch {
+            throw MeshError(code: .protocolViolation, message: "malformed mesh message: \(error.message)", cause: error)
+        }
+    }
+
+    private static func decodeBody(_ r: inout ByteReader) throws(PeatCRDTError) -> MeshMessage {
+        guard let kind = Kind(rawValue: try r.byte()) else { throw ByteReader.malformed("unknown message kind") }
+        let message: MeshMessage
         switch kind {
         case .hello:
             let nodeID = try r.string(maximumLength: 253)
             let incarnation = try r.data()
-            guard incarnation.count == 16 else { throw WireReader.malformed("incarnation length") }
-            self = .hello(nodeID: nodeID, incarnation: incarnation)
+            guard incarnation.count == 16 else { throw ByteReader.malformed("incarnation length") }
+            message = .hello(nodeID: nodeID, incarnation: incarnation)
         case .root:
-            let digest = try r.raw(Self.digestSize)
+            let digest = Array(try r.raw(Self.digestSize))
             let documents = try r.uleb()
             let flag = try r.byte()
-            guard documents <= UInt64(Int32.max), flag <= 1 else { throw WireReader.malformed("root fields") }
-            self = .root(digest: digest, documents: Int(documents), isReply: flag == 1)
+            guard documents <= UInt64(Int32.max), flag <= 1 else { throw ByteReader.malformed("root fields") }
+            message = .root(digest: digest, documents: Int(documents), isReply: flag == 1)
         case .groups:
             var digests: [[UInt8]] = []
-            for _ in 0..<Self.bucketCount / Self.groupSize { digests.append(try r.raw(Self.digestSize)) }
-            self = .groups(digests)
+            for _ in 0..<Self.bucketCount / Self.groupSize { digests.append(Array(try r.raw(Self.digestSize))) }
+            message = .groups(digests)
         case .buckets:
             let group = try r.byte()
-            guard Int(group) < Self.bucketCount / Self.groupSize else { throw WireReader.malformed("group index") }
+            guard Int(group) < Self.bucketCount / Self.groupSize else { throw ByteReader.malformed("group index") }
             var digests: [[UInt8]] = []
-            for _ in 0..<Self.groupSize { digests.append(try r.raw(Self.digestSize)) }
-            self = .buckets(group: group, digests: digests)
+            for _ in 0..<Self.groupSize { digests.append(Array(try r.raw(Self.digestSize))) }
+            message = .buckets(group: group, digests: digests)
         case .keys:
             let bucket = try r.byte()
             let reply = try r.byte()
-            guard reply <= 1 else { throw WireReader.malformed("keys flag") }
+            guard reply <= 1 else { throw ByteReader.malformed("keys flag") }
             let n = try r.count(minimumItemSize: 2 + Self.digestSize)
             var entries: [KeyDigest] = []
             entries.reserveCapacity(n)
             for _ in 0..<n {
                 let key = try Self.key(&r)
-                entries.append(KeyDigest(key: key, digest: try r.raw(Self.digestSize)))
+                entries.append(KeyDigest(key: key, digest: Array(try r.raw(Self.digestSize))))
             }
-            self = .keys(bucket: bucket, entries: entries, isReply: reply == 1)
+            message = .keys(bucket: bucket, entries: entries, isReply: reply == 1)
         case .documents:
             let n = try r.count(minimumItemSize: 3)
             var documents: [DocumentMessage] = []
@@ -147,22 +160,25 @@ enum MeshMessage: Equatable, Sendable {
                 let key = try Self.key(&r)
                 documents.append(DocumentMessage(key: key, payload: try r.data()))
             }
-            self = .documents(documents)
+            message = .documents(documents)
         case .chunk:
             let flag = try r.byte()
-            guard flag <= 1 else { throw WireReader.malformed("chunk flag") }
-            self = .chunk(more: flag == 1, bytes: try r.data())
+            guard flag <= 1 else { throw ByteReader.malformed("chunk flag") }
+            message = .chunk(more: flag == 1, bytes: try r.data())
         }
-        guard r.isAtEnd else { throw WireReader.malformed("trailing bytes") }
+        guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes") }
+        return message
     }
 
-    private static func key(_ r: inout WireReader) throws(MeshError) -> DocumentKey {
+    /// A document key as the mesh writes it: collection, then ID, each length-prefixed, checked
+    /// against the one key rule (`DocumentKey`).
+    static func key(_ r: inout ByteReader) throws(PeatCRDTError) -> DocumentKey {
         let collection = try r.string(maximumLength: DocumentKey.maximumCollectionLength)
-        let id = try r.string(maximumLength: 4 * DocumentKey.maximumIDLength)
+        let id = try r.string(maximumLength: DocumentKey.maximumIDLength)
         do {
             return try DocumentKey(collection: collection, id: id)
         } catch {
-            throw MeshError(code: .protocolViolation, message: "a peer named an invalid document key: \(error.message)")
+            throw ByteReader.malformed("invalid document key: \(error.message)")
         }
     }
 }

@@ -34,7 +34,6 @@ public final class InMemoryNetwork: Sendable {
 public final class InMemorySyncTransport: SyncTransport, Service {
     public let localIdentity: PeerIdentity
     public let inboundConnections: AsyncStream<any SyncConnection>
-    public let events: AsyncStream<ConnectionEvent>
 
     /// Where this transport listens on its network.
     public let address: PeerAddress
@@ -42,7 +41,6 @@ public final class InMemorySyncTransport: SyncTransport, Service {
     let maximumPayloadSize: Int
     private let network: InMemoryNetwork
     private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
-    private let eventContinuation: AsyncStream<ConnectionEvent>.Continuation
     private let connections = NIOLockedValueBox<[InMemorySyncConnection]>([])
 
     /// Creates a transport that listens at `address` on `network` while it runs.
@@ -56,7 +54,6 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         self.network = network
         self.maximumPayloadSize = maximumPayloadSize
         (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
-        (events, eventContinuation) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(1024))
     }
 
     /// Listens until graceful shutdown or cancellation, then closes every connection.
@@ -68,16 +65,13 @@ public final class InMemorySyncTransport: SyncTransport, Service {
                 connection.closeBothEnds()
             }
             inboundContinuation.finish()
-            eventContinuation.finish()
         }
         try? await gracefulShutdown()
     }
 
     public func connect(to address: PeerAddress, expectedPeer: DeviceID?) async throws -> any SyncConnection {
         guard let listener = network.listener(at: address) else {
-            let failure = TransportError(code: .connectFailed, message: "nothing listens at \(address) on this in-memory network")
-            eventContinuation.yield(.rejected(address: address.description, reason: failure))
-            throw failure
+            throw TransportError(code: .connectFailed, message: "nothing listens at \(address) on this in-memory network")
         }
         var initiator = FormationHandshake(
             role: .initiator, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
@@ -87,13 +81,8 @@ public final class InMemorySyncTransport: SyncTransport, Service {
             &initiator, &responder, initiatorKey: localIdentity.publicKey, responderKey: listener.localIdentity.publicKey)
         guard case .authenticated(let responderPeer) = outcome.initiator,
               case .authenticated(let initiatorPeer) = outcome.responder else {
-            let failure = Self.failure(outcome.initiator) ?? Self.failure(outcome.responder)
+            throw Self.failure(outcome.initiator) ?? Self.failure(outcome.responder)
                 ?? TransportError(code: .handshakeFailed, message: "the handshake did not complete")
-            eventContinuation.yield(.rejected(address: address.description, reason: failure))
-            if let listenerFailure = Self.failure(outcome.responder) {
-                listener.eventContinuation.yield(.rejected(address: self.address.description, reason: listenerFailure))
-            }
-            throw failure
         }
         let (local, remote) = InMemorySyncConnection.pair(
             initiator: (initiatorPeer, self.address.description), responder: (responderPeer, address.description),
@@ -108,7 +97,6 @@ public final class InMemorySyncTransport: SyncTransport, Service {
 
     private func track(_ connection: InMemorySyncConnection) {
         connections.withLockedValue { $0.append(connection) }
-        eventContinuation.yield(.connected(peer: connection.peer, address: connection.remoteAddress, role: connection.role))
     }
 
     /// Delivers every frame between the two state machines; returns each side's last action.

@@ -1,6 +1,7 @@
 public import PeatIdentity
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 
 /// An authenticated TLS connection to a formation member.
 public final class TLSSyncConnection: SyncConnection {
@@ -55,6 +56,25 @@ public final class TLSSyncConnection: SyncConnection {
     public func close() async {
         closeUnclaimedOrChannel()
         try? await asyncChannel.channel.closeFuture.get()
+    }
+
+    /// Closes the socket at once, below TLS: NIOSSL's own close sends close_notify and waits up to its
+    /// shutdown timeout (5 s) for the peer's, which a hung peer never sends.
+    public func abort() async {
+        closeReason.withLockedValue { if $0 == nil { $0 = TransportError(code: .connectionClosed, message: "closed without waiting for the peer") } }
+        let channel = asyncChannel.channel
+        channel.eventLoop.execute {
+            // A close issued by the TLS handler's context starts at the handler before it, the socket.
+            if let tls = try? channel.pipeline.syncOperations.context(handlerType: NIOSSLServerHandler.self) {
+                tls.close(promise: nil)
+            } else if let tls = try? channel.pipeline.syncOperations.context(handlerType: NIOSSLClientHandler.self) {
+                tls.close(promise: nil)
+            } else {
+                channel.close(promise: nil)
+            }
+        }
+        if claim.take() { asyncChannel.finishUnused() }
+        try? await channel.closeFuture.get()
     }
 
     /// Closes the connection recording `reason` (for example a duplicate after a simultaneous dial).

@@ -1,4 +1,5 @@
 public import Logging
+public import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
@@ -43,7 +44,6 @@ public final class TLSSyncTransport: SyncTransport, Service {
 
     public let localIdentity: PeerIdentity
     public let inboundConnections: AsyncStream<any SyncConnection>
-    public let events: AsyncStream<ConnectionEvent>
 
     let configuration: Configuration
     private let formationKey: FormationKey
@@ -52,8 +52,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
     private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
-    private let eventContinuation: AsyncStream<ConnectionEvent>.Continuation
     private let bound: EventLoopPromise<SocketAddress>
+    private let metrics: TransportMetrics
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -70,13 +70,17 @@ public final class TLSSyncTransport: SyncTransport, Service {
     ///   - formationKey: The formation key every member holds.
     ///   - configuration: Addresses, limits and timeouts.
     ///   - group: The event loops to run on.
-    ///   - logger: Where rejections and failures are logged (once per peer address and reason).
+    ///   - logger: Where rejections and failures are logged (once per peer address and reason); by
+    ///     default nowhere.
+    ///   - metricsFactory: Where connection, rejection and round-trip-time metrics go (default:
+    ///     `MetricsSystem.factory`, whatever the executable bootstrapped).
     public init(
         keypair: DeviceKeypair,
         formationKey: FormationKey,
         configuration: Configuration = Configuration(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "peat.transport")
+        logger: Logger = Logger(label: "peat.transport", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         self.localIdentity = PeerIdentity(publicKey: keypair.publicKey)
         self.formationKey = formationKey
@@ -87,8 +91,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         serverContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: true)
         clientContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: false)
         (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
-        (events, eventContinuation) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(1024))
         bound = group.next().makePromise(of: SocketAddress.self)
+        metrics = TransportMetrics(factory: metricsFactory)
     }
 
     deinit {
@@ -122,7 +126,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
             let onAcceptFailure: @Sendable (any Error) -> Void = { [weak self] error in
                 self?.report(
                     rejection: TransportError(code: .connectionClosed, message: "an accepted connection could not be set up", cause: error),
-                    address: "unknown")
+                    address: "unknown", role: .responder)
             }
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -171,7 +175,6 @@ public final class TLSSyncTransport: SyncTransport, Service {
     private func shutdown() {
         closeAll()
         inboundContinuation.finish()
-        eventContinuation.finish()
     }
 
     /// Refuses new channels, closes every connection (recording why) and every handshake in flight,
@@ -239,7 +242,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
                 }
         } catch {
             let failure = TransportError(code: .connectFailed, message: "cannot connect to \(address)", cause: error)
-            report(rejection: failure, address: address.description)
+            report(rejection: failure, address: address.description, role: .initiator)
             throw failure
         }
         return try await authenticate(pending, role: .initiator)
@@ -300,9 +303,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
         try operations.addHandler(IdleStateHandler(
             readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
             writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
-        let events = eventContinuation
-        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { peer, rtt in
-            events.yield(.roundTripTime(peer: peer, rtt))
+        let metrics = metrics
+        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { _, rtt in
+            metrics.roundTripTime.recordNanoseconds(rtt.nanoseconds)
         })
         try operations.addHandler(DataFrameBatcher())
         // Watermarks count batches (the frames of one read each), so memory stays bounded.
@@ -323,7 +326,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         } catch {
             let failure = (error as? TransportError)
                 ?? TransportError(code: .handshakeFailed, message: "the handshake failed", cause: error)
-            report(rejection: failure, address: pending.remoteAddress)
+            report(rejection: failure, address: pending.remoteAddress, role: role)
             if pending.handOver.take() { pending.asyncChannel.finishUnused() }
             throw failure
         }
@@ -368,7 +371,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         case .accepted(let replaced):
             replaced?.close(reason: TransportError(
                 code: .duplicateConnection, message: "replaced by a newer connection to device \(connection.peer.deviceID)"))
-            eventContinuation.yield(.connected(peer: connection.peer, address: connection.remoteAddress, role: connection.role))
+            metrics.connected.increment()
             connection.asyncChannel.channel.closeFuture.whenComplete { [weak self] _ in
                 self?.unregister(connection)
             }
@@ -381,12 +384,12 @@ public final class TLSSyncTransport: SyncTransport, Service {
                 state.connections[connection.peer.deviceID] = nil
             }
         }
-        eventContinuation.yield(.disconnected(peer: connection.peer, reason: connection.closeReason.withLockedValue { $0 }))
+        metrics.disconnected.increment()
     }
 
-    /// Reports a failed connection: an event always, a log line once per address and reason.
-    private func report(rejection: TransportError, address: String) {
-        eventContinuation.yield(.rejected(address: address, reason: rejection))
+    /// Reports a failed connection: counted by reason always, logged once per address and reason.
+    private func report(rejection: TransportError, address: String, role: MembershipRole) {
+        metrics.rejected(rejection.code, role: role)
         let host = address.split(separator: ":").dropLast().joined(separator: ":")
         let key = "\(host)|\(rejection.code)"
         let first = state.withLockedValue { state in

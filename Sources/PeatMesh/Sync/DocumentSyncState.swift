@@ -1,0 +1,33 @@
+import PeatCRDT
+
+/// What one peer's session knows about one document: the CRDT's sync state, and which decoded copy
+/// of the document that state was last used with.
+///
+/// The CRDT state remembers what was sent in terms of the copy's own state counter, so it is only
+/// valid with that copy. When the repository hands a state another copy (the first was evicted and
+/// reloaded), `adopt(_:)` keeps what the peer confirmed and forgets what was sent.
+struct DocumentSyncState: Equatable, Sendable {
+    var crdt: SyncState
+    private(set) var generation: UInt64?
+
+    init(crdt: SyncState = SyncState()) {
+        self.crdt = crdt
+    }
+
+    /// Restores what a peer confirmed in an earlier session (`SyncState.persistentBytes()`); an
+    /// unreadable record starts over.
+    init(confirmed bytes: [UInt8]) {
+        self.init(crdt: (try? SyncState(restoring: bytes)) ?? SyncState())
+    }
+
+    /// Makes the state fit the decoded copy `generation`.
+    mutating func adopt(_ generation: UInt64) {
+        if let current = self.generation, current != generation { forgetSent() }
+        self.generation = generation
+    }
+
+    /// Keeps only what the peer itself confirmed: the next message is at least a summary.
+    mutating func forgetSent() {
+        crdt = (try? SyncState(restoring: crdt.persistentBytes())) ?? SyncState()
+    }
+}

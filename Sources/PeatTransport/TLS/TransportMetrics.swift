@@ -1,0 +1,25 @@
+import Metrics
+import PeatIdentity
+
+/// The transport's swift-metrics instruments. Labels are bounded: a rejection's reason is its
+/// `TransportError.Code` and its direction `inbound` or `outbound`, never an address or a peer.
+struct TransportMetrics: Sendable {
+    let connected: Counter
+    let disconnected: Counter
+    let roundTripTime: Metrics.Timer
+    private let factory: any MetricsFactory
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+        connected = Counter(label: "peat_transport_connections_total", factory: factory)
+        disconnected = Counter(label: "peat_transport_disconnections_total", factory: factory)
+        roundTripTime = Metrics.Timer(label: "peat_transport_rtt_seconds", factory: factory)
+    }
+
+    /// Counts a connection refused before or during authentication (`role`: this node's side of it).
+    func rejected(_ code: TransportError.Code, role: MembershipRole) {
+        let direction = role == .initiator ? "outbound" : "inbound"
+        Counter(label: "peat_transport_rejections_total", dimensions: [("reason", code.description), ("direction", direction)], factory: factory)
+            .increment()
+    }
+}
