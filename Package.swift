@@ -220,6 +220,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "PeatMeshTests",
+            dependencies: [
+                "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport",

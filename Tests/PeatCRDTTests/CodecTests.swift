@@ -99,6 +99,19 @@ struct CodecTests {
         #expect(throws: PeatCRDTError.self) { try Document(loading: w.bytes, actor: actor(1)) }
     }
 
+    /// A value of one repeated character compresses far beyond the decoder's expansion bound; the
+    /// encoder must then store it uncompressed, or the document could never be loaded or synced.
+    @Test func highlyCompressibleDocumentsLoadAndSync() throws {
+        let source = Document(actor: actor(1))
+        try source.put(.root, "pad", .string(String(repeating: "a", count: 512 * 1024)))
+        source.commit()
+        let loaded = try Document(loading: source.save(), actor: actor(2))
+        #expect(loaded.toJSON() == source.toJSON())
+        let target = Document(actor: actor(3))
+        try target.applyChanges(try #require(source.encodeChanges(since: VersionVector())))
+        #expect(target.toJSON() == source.toJSON())
+    }
+
     @Test func unknownFormatVersionIsReportedAsSuch() {
         do {
             _ = try Document(loading: [9, 0], actor: actor(1))

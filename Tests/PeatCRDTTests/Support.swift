@@ -1,17 +1,5 @@
 @testable import PeatCRDT
-
-/// A small deterministic generator (SplitMix64) so a property's failing seed reproduces.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476C_E5B9_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import PeatTestSupport
 
 func actor(_ n: UInt8) -> ActorID { ActorID(bytes: [UInt8](repeating: 0, count: 15) + [n])! }
 

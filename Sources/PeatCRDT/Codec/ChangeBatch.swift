@@ -250,11 +250,14 @@ struct ChangeBatchEncoder {
         var out: [UInt8] = [ChangeBatch.formatVersion]
         if compress, inner.bytes.count >= ChangeBatch.compressionThreshold {
             let packed = LZCompression.compress(inner.bytes)
-            if packed.count + 4 < inner.bytes.count {
+            var w = ByteWriter(capacity: packed.count + 6)
+            w.uleb(inner.bytes.count)
+            let total = 2 + w.bytes.count + packed.count
+            // A body that compresses beyond the decoder's expansion bound (long runs of one value)
+            // stays uncompressed: every batch this writes, the decoder reads.
+            if packed.count + 4 < inner.bytes.count, inner.bytes.count <= total * ChangeBatchDecoder.maximumExpansion {
                 flags |= ChangeBatch.flagCompressed
                 out.append(flags)
-                var w = ByteWriter(capacity: packed.count + 6)
-                w.uleb(inner.bytes.count)
                 out += w.bytes
                 out += packed
                 return out

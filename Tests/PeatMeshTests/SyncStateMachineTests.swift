@@ -1,0 +1,174 @@
+import PeatCRDT
+import PeatStorage
+import Testing
+@testable import PeatMesh
+
+/// The per-peer sync state machine driven without a network: two replicas, frames moved by hand.
+struct SyncStateMachineTests {
+    @Test func emptyReplicasExchangeHelloAndOneRootEachThenNothing() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        let first = try pair.exchange()
+        // Each side: hello, then its root; the first root to arrive is answered with a reply root.
+        #expect(first.kinds["hello"] == 2)
+        #expect(first.kinds["groups"] == nil && first.kinds["documents"] == nil)
+        #expect(pair.ab.peerNodeID == "node-b" && pair.ba.peerNodeID == "node-a")
+        #expect(pair.ab.agreedRoot != nil && pair.ab.agreedRoot == pair.ba.agreedRoot)
+        #expect(try pair.exchange().frames == 0)
+    }
+
+    @Test func peersInSyncExchangeNothingOnAntiEntropy() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        try pair.exchange()
+        for n in 0..<50 { try pair.write(.replace(["n": .int(Int64(n))]), n % 2 == 0 ? "beacons" : "commands", "d\(n)", on: .aToB) }
+        try pair.exchange()
+        #expect(try pair.b.value("commands", "d49") == ["n": .int(49)])
+        // The roots moved since both last agreed: the first pass compares them once (root and reply,
+        // nothing else), then passes offer nothing while nothing changes.
+        try expectOneRootComparison(&pair)
+        for _ in 0..<10 {
+            let quiet = pair.tick()
+            #expect(!quiet)
+            #expect(try pair.exchange().frames == 0)
+        }
+    }
+
+    @Test func aLostFrameIsRepairedByTheNextAntiEntropyPass() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        try pair.exchange()
+        try pair.write(.replace(["callsign": .string("alpha")]), "beacons", "b1", on: .aToB)
+        try pair.write(.replace(["verb": .string("go")]), "commands", "c1", on: .aToB)
+        let lost = try pair.exchange { direction, message in
+            if case .documents = message { return direction == .aToB }
+            return false
+        }
+        #expect(lost.dropped >= 1)
+        #expect(try pair.b.value("beacons", "b1") == nil)
+        // Push lost it; the roots now differ, so the next pass finds and sends exactly what is missing.
+        let offered = pair.tick()
+        #expect(offered)
+        let repair = try pair.exchange()
+        #expect(repair.kinds["root"] != nil && repair.kinds["groups"] != nil && repair.kinds["keys"] != nil)
+        #expect(try pair.b.value("beacons", "b1") == ["callsign": .string("alpha")])
+        #expect(try pair.b.value("commands", "c1") == ["verb": .string("go")])
+        // One more root comparison confirms the repair; then nothing.
+        try expectOneRootComparison(&pair)
+        let quiet = pair.tick()
+        #expect(!quiet)
+    }
+
+    /// A long FullHistory document: a restarted pair that kept what each side confirmed sends only
+    /// the new change; a peer with a new store incarnation is sent the whole history again.
+    @Test func persistedStateMeansOnlyNewChangesAfterARestartButEverythingForANewIncarnation() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        try pair.exchange()
+        try pair.write(.replace(["entry0": .string("first")]), "audit_logs", "log", on: .aToB)
+        for n in 1..<200 {
+            try pair.write(.mergePatch(["entry\(n)": .string("entry \(n) of the audit log")]), "audit_logs", "log", on: .aToB)
+        }
+        let initial = try pair.exchange()
+        #expect(try pair.b.value("audit_logs", "log")?.count == 200)
+        let history = initial.documentPayloadBytes
+        #expect(history > 1000)
+
+        // Both nodes restart (same stores): one new change crosses, not the history.
+        try pair.a.restart()
+        try pair.b.restart()
+        pair.reconnect()
+        try pair.write(.mergePatch(["entry200": .string("after restart")]), "audit_logs", "log", on: .aToB)
+        let resumed = try pair.exchange()
+        #expect(try pair.b.value("audit_logs", "log")?.count == 201)
+        #expect(resumed.documentPayloadBytes < history / 20, "resumed with \(resumed.documentPayloadBytes) of \(history) bytes")
+
+        // Node b comes back with an empty data directory: a new incarnation, so a's record of what b
+        // confirmed is void and b gets everything again.
+        try pair.b.wipe()
+        pair.reconnect()
+        let refilled = try pair.exchange()
+        #expect(try pair.b.value("audit_logs", "log")?.count == 201)
+        #expect(refilled.documentPayloadBytes > history)
+        #expect(try pair.a.store.metadata(DocumentRepository.metadataName(pair.b.device)) == nil)
+    }
+
+    @Test func aDeleteReachesThePeerAndAStaleReplicaDoesNotResurrectIt() throws {
+        let a = try Replica("node-a"), b = try Replica("node-b"), c = try Replica("node-c")
+        var ab = SyncPair(a, b)
+        var ac = SyncPair(a, c)
+        try ab.exchange()
+        try ac.exchange()
+        ab.ab.documentsChanged([try a.write(.replace(["x": .int(1)]), "beacons", "gone")])
+        ac.ab.documentsChanged([Replica.key("beacons", "gone")])
+        try ab.exchange()
+        try ac.exchange()
+        #expect(try c.value("beacons", "gone") == ["x": .int(1)])
+        // a deletes while c is away; c then edits its (stale) copy.
+        ab.ab.documentsChanged([try a.write(.delete, "beacons", "gone")])
+        try ab.exchange()
+        #expect(try b.value("beacons", "gone") == nil)
+        #expect(try b.store.document(Replica.key("beacons", "gone"))?.isTombstone == true)
+        ac.ba.documentsChanged([try c.write(.mergePatch(["y": .int(2)]), "beacons", "gone")])
+        ac.ab.documentsChanged([Replica.key("beacons", "gone")])
+        try ac.exchange()
+        // LatestOnly merges per field: c's later field edit does not clear the deletion marker.
+        #expect(try a.value("beacons", "gone") == nil)
+        #expect(try c.value("beacons", "gone") == nil)
+    }
+
+    @Test func framesTheProtocolDoesNotAllowThrowAndChangeNothing() throws {
+        let a = try Replica("node-a"), b = try Replica("node-b")
+        var machine = SyncPair.machine(a, to: b)
+        _ = machine.nextFrame(documents: a.repository)  // our hello
+        let root = MeshMessage.root(digest: [UInt8](repeating: 0, count: 16), documents: 0, isReply: false).encoded()
+        let hello = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID).encoded()
+        let chunk = MeshMessage.chunk(more: false, bytes: hello).encoded()
+
+        var before = machine
+        #expect(throws: MeshError.self) { try machine.receive(root, documents: a.repository) }
+        #expect(throws: MeshError.self) { try machine.receive(chunk, documents: a.repository) }
+        #expect(machine == before)
+
+        #expect(try machine.receive(hello, documents: a.repository) == .established(nodeID: "node-b"))
+        before = machine
+        #expect(throws: MeshError.self) { try machine.receive(hello, documents: a.repository) }
+        // A chunk whose reassembled message is itself a chunk, or a hello.
+        #expect(throws: MeshError.self) { try machine.receive(MeshMessage.chunk(more: false, bytes: chunk).encoded(), documents: a.repository) }
+        #expect(throws: MeshError.self) { try machine.receive(chunk, documents: a.repository) }
+        #expect(machine == before)
+        // A message inside a chunked one.
+        #expect(try machine.receive(MeshMessage.chunk(more: true, bytes: [1, 2]).encoded(), documents: a.repository) == .nothing)
+        before = machine
+        #expect(throws: MeshError.self) { try machine.receive(root, documents: a.repository) }
+        #expect(machine == before)
+    }
+
+    @Test func aDocumentLargerThanAFrameTravelsInChunks() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        try pair.exchange()
+        let big = String(repeating: "0123456789abcdef", count: 160 * 1024)  // 2.5 MiB of text
+        try pair.write(.replace(["blob": .string(big)]), "contact_reports", "big", on: .aToB)
+        let traffic = try pair.exchange()
+        #expect((traffic.kinds["chunk"] ?? 0) >= 3)
+        #expect(try pair.b.value("contact_reports", "big") == ["blob": .string(big)])
+    }
+
+    @Test func documentsBeyondTheCacheSyncIntact() throws {
+        var pair = SyncPair(try Replica("node-a", cacheCapacity: 16), try Replica("node-b", cacheCapacity: 16))
+        try pair.exchange()
+        for n in 0..<300 { try pair.write(.replace(["n": .int(Int64(n))]), n % 2 == 0 ? "beacons" : "commands", "d\(n)", on: .aToB) }
+        try pair.exchange()
+        for n in 0..<300 {
+            #expect(try pair.b.value(n % 2 == 0 ? "beacons" : "commands", "d\(n)") == ["n": .int(Int64(n))])
+        }
+        try expectOneRootComparison(&pair)
+        let quiet = pair.tick()
+        #expect(!quiet)
+    }
+
+    /// After documents moved, the next pass compares roots once (root messages only) and they agree.
+    private func expectOneRootComparison(_ pair: inout SyncPair, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let offered = pair.tick()
+        #expect(offered, sourceLocation: sourceLocation)
+        let traffic = try pair.exchange()
+        #expect(traffic.kinds.keys.sorted() == ["root"], sourceLocation: sourceLocation)
+        #expect(pair.ab.agreedRoot == pair.a.repository.index.root && pair.ba.agreedRoot == pair.b.repository.index.root, sourceLocation: sourceLocation)
+    }
+}
