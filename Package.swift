@@ -16,7 +16,12 @@ let package = Package(
         .library(name: "PeatIdentity", targets: ["PeatIdentity"]),
         .library(name: "PeatCRDT", targets: ["PeatCRDT"]),
         .library(name: "PeatStorage", targets: ["PeatStorage"]),
+        // The seams' conformance suites, for embedders' own implementations (as HummingbirdTesting).
+        .library(name: "PeatStorageTesting", targets: ["PeatStorageTesting"]),
+        .library(name: "PeatTransportTesting", targets: ["PeatTransportTesting"]),
+        .library(name: "PeatDiscoveryTesting", targets: ["PeatDiscoveryTesting"]),
         .library(name: "PeatDiscovery", targets: ["PeatDiscovery"]),
+        .library(name: "PeatKubernetesDiscovery", targets: ["PeatKubernetesDiscovery"]),
         .library(name: "PeatTransport", targets: ["PeatTransport"]),
         .library(name: "PeatMesh", targets: ["PeatMesh"]),
         .library(name: "PeatBroker", targets: ["PeatBroker"]),
@@ -69,13 +74,37 @@ let package = Package(
             dependencies: ["CLMDB"],
             swiftSettings: swiftSettings
         ),
+        .target(name: "PeatStorageTesting", dependencies: ["PeatStorage"], swiftSettings: swiftSettings),
+        .target(
+            name: "PeatTransportTesting",
+            dependencies: ["PeatTransport", "PeatIdentity", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PeatDiscoveryTesting",
+            dependencies: ["PeatDiscovery", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: swiftSettings
+        ),
+        // Static, hybrid and mDNS discovery: SwiftNIO only.
         .target(
             name: "PeatDiscovery",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Kubernetes discovery in a module of its own, so a service that discovers peers statically
+        // or by mDNS links neither AsyncHTTPClient nor Yams.
+        .target(
+            name: "PeatKubernetesDiscovery",
+            dependencies: [
+                "PeatDiscovery",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -128,7 +157,8 @@ let package = Package(
         .executableTarget(
             name: "PeatNode",
             dependencies: [
-                "PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatMesh", "PeatBroker",
+                "PeatIdentity", "PeatCRDT", "PeatStorage", "PeatDiscovery", "PeatKubernetesDiscovery", "PeatTransport", "PeatMesh",
+                "PeatBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "PeatDiscoveryTests",
             dependencies: [
-                "PeatDiscovery",
+                "PeatDiscovery", "PeatKubernetesDiscovery", "PeatDiscoveryTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -200,13 +230,13 @@ let package = Package(
         ),
         .testTarget(
             name: "PeatStorageTests",
-            dependencies: ["PeatStorage", "PeatStorageCrashWriter", "CLMDB"],
+            dependencies: ["PeatStorage", "PeatStorageTesting", "PeatStorageCrashWriter", "CLMDB"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PeatTransportTests",
             dependencies: [
-                "PeatTransport",
+                "PeatTransport", "PeatTransportTesting",
                 "PeatIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PeatDiscovery
+import PeatKubernetesDiscovery
 
 /// The discovery strategy `PEAT_DISCOVERY` selects, with `PEAT_STATIC_PEERS` added as a hybrid
 /// source; the mesh runs it and dials what it finds.

@@ -121,6 +121,13 @@ public struct DocumentChange: Sendable, Equatable {
     public let kind: Kind
     public let version: UInt64
     public let origin: ChangeOrigin
+
+    public init(key: DocumentKey, kind: Kind, version: UInt64, origin: ChangeOrigin) {
+        self.key = key
+        self.kind = kind
+        self.version = version
+        self.origin = origin
+    }
 }
 
 /// What a change subscription delivers.
@@ -137,6 +144,11 @@ public struct DocumentPage: Sendable, Equatable {
     public let documents: [StoredDocument]
     /// Pass as `after:` to get the next page; nil on the last page.
     public let nextCursor: String?
+
+    public init(documents: [StoredDocument], nextCursor: String?) {
+        self.documents = documents
+        self.nextCursor = nextCursor
+    }
 }
 
 /// The storage seam: documents by (collection, id), atomic batches, change notifications and
@@ -186,6 +198,12 @@ public struct StoreStatistics: Sendable, Equatable {
     public let tombstones: Int
     /// Bytes of document values (payloads only).
     public let valueBytes: Int
+
+    public init(liveDocuments: Int, tombstones: Int, valueBytes: Int) {
+        self.liveDocuments = liveDocuments
+        self.tombstones = tombstones
+        self.valueBytes = valueBytes
+    }
 }
 
 extension DocumentStore {

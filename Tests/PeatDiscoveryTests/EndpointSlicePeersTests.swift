@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PeatDiscovery
+import PeatKubernetesDiscovery
 
 struct EndpointSlicePeersTests {
     static func slice(_ json: String) throws -> EndpointSlice {

@@ -1,5 +1,6 @@
 import Foundation
 import PeatDiscovery
+import PeatKubernetesDiscovery
 import Testing
 
 struct KubeconfigTests {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTLS
 import NIOSSL
 import PeatDiscovery
+import PeatKubernetesDiscovery
 import SwiftASN1
 import Synchronization
 import X509

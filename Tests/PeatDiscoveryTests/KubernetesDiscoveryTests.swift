@@ -1,14 +1,16 @@
 import Foundation
 import Hummingbird
 import PeatDiscovery
+import PeatKubernetesDiscovery
 import Testing
 
 /// `KubernetesDiscovery` + `HTTPKubernetesAPIClient` against the HTTPS API double.
 @Suite(.timeLimit(.minutes(1)))
 struct KubernetesDiscoveryTests {
     /// Runs the double and discovery (as pod `peat-mesh-0`), then `body` with the event iterator.
+    /// Runs an API double and a discovery pointed at it (`running: false`: the body runs discovery).
     static func withCluster(
-        _ body: @escaping @Sendable (KubernetesAPIDouble, KubernetesDiscovery, String) async throws -> Void
+        running: Bool = true, _ body: @escaping @Sendable (KubernetesAPIDouble, KubernetesDiscovery, String) async throws -> Void
     ) async throws {
         let double = try KubernetesAPIDouble()
         double.setSlice("peat-mesh-abc", pods: [("peat-mesh-0", "10.42.0.5"), ("peat-mesh-1", "10.42.0.6")])
@@ -30,7 +32,7 @@ struct KubernetesDiscoveryTests {
             configuration.backoffInitial = .milliseconds(50)
             configuration.backoffMaximum = .milliseconds(200)
             let discovery = KubernetesDiscovery(client: client, configuration: configuration)
-            group.addTask { try await discovery.run() }
+            if running { group.addTask { try await discovery.run() } }
             try await body(double, discovery, tokenPath)
             group.cancelAll()
         }

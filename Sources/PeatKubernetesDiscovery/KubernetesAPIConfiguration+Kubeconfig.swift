@@ -1,3 +1,4 @@
+public import PeatDiscovery
 import Foundation
 import Yams
 

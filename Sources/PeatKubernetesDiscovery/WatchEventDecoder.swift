@@ -1,3 +1,4 @@
+public import PeatDiscovery
 import Foundation
 
 /// One event of a Kubernetes watch stream.

@@ -1,3 +1,4 @@
+public import PeatDiscovery
 public import Logging
 import ServiceLifecycle
 import Synchronization

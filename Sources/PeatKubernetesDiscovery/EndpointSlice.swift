@@ -1,3 +1,4 @@
+public import PeatDiscovery
 public import Foundation
 
 /// The parts of a `discovery.k8s.io/v1` EndpointSlice that discovery uses; unknown fields are

@@ -1,3 +1,4 @@
+public import PeatDiscovery
 import AsyncHTTPClient
 import Foundation
 import NIOCore
