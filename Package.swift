@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "PeatDiscoveryTests",
             dependencies: [
-                "PeatDiscovery", "PeatKubernetesDiscovery", "PeatDiscoveryTesting",
+                "PeatDiscovery", "PeatKubernetesDiscovery", "PeatDiscoveryTesting", "PeatTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -188,7 +188,17 @@ let package = Package(
         // Not a product: helpers shared by the test targets.
         .target(
             name: "PeatTestSupport",
-            dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                // The Kubernetes API double (discovery and node tests).
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/PeatTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -274,6 +284,7 @@ let package = Package(
                 "PeatNode",
                 "PeatIdentity",
                 "PeatTransport",
+                "PeatMesh", "PeatStorage", "PeatCRDT",
                 .product(name: "Crypto", package: "swift-crypto"),
                 "PeatTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),

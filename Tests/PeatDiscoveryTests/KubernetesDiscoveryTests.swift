@@ -1,3 +1,4 @@
+import PeatTestSupport
 import Foundation
 import Hummingbird
 import PeatDiscovery

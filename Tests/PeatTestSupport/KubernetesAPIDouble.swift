@@ -1,34 +1,33 @@
 import Crypto
 import Foundation
-import Hummingbird
+public import Hummingbird
 import HummingbirdTLS
 import NIOSSL
-import PeatDiscovery
-import PeatKubernetesDiscovery
 import SwiftASN1
-import Synchronization
+public import Synchronization
+public import NIOCore
 import X509
 
-/// A Kubernetes API stand-in for discovery tests: HTTPS with its own CA, bearer tokens, list and
+/// A Kubernetes API stand-in for discovery and node tests: HTTPS with its own CA, bearer tokens, list and
 /// chunked watch of EndpointSlices with resource versions, bookmarks, 410s and injected failures.
-final class KubernetesAPIDouble: Sendable {
-    struct State {
-        var version = 1000
-        var slices: [String: String] = [:]  // name -> JSON object (without resourceVersion)
-        var watchers: [Int: AsyncStream<ByteBuffer>.Continuation] = [:]
-        var nextWatcher = 0
-        var token = "token-1"
+public final class KubernetesAPIDouble: Sendable {
+    public struct State {
+        public var version = 1000
+        public var slices: [String: String] = [:]  // name -> JSON object (without resourceVersion)
+        public var watchers: [Int: AsyncStream<ByteBuffer>.Continuation] = [:]
+        public var nextWatcher = 0
+        public var token = "token-1"
         /// Status codes to answer the next requests with, in order (with an optional Retry-After).
-        var failures: [(Int, Int?)] = []
-        var lists = 0
-        var watches = 0
+        public var failures: [(Int, Int?)] = []
+        public var lists = 0
+        public var watches = 0
     }
 
-    let state = Mutex(State())
-    let certificatePEM: String
+    public let state = Mutex(State())
+    public let certificatePEM: String
     private let serverConfiguration: TLSConfiguration
 
-    init() throws {
+    public init() throws {
         let key = P256.Signing.PrivateKey()
         let certificateKey = Certificate.PrivateKey(key)
         let name = try DistinguishedName { CommonName("kubernetes-api-double") }
@@ -49,9 +48,31 @@ final class KubernetesAPIDouble: Sendable {
 
     // MARK: Driving the cluster
 
+    /// An endpoint of a slice: a pod, its IP and its conditions.
+    public struct Endpoint: Sendable {
+        public var pod: String
+        public var ip: String
+        public var serving = true
+        public var terminating = false
+
+        public init(pod: String, ip: String, serving: Bool = true, terminating: Bool = false) {
+            self.pod = pod
+            self.ip = ip
+            self.serving = serving
+            self.terminating = terminating
+        }
+    }
+
     /// Creates or replaces a slice whose endpoints are `pods` (name, IP), all serving.
-    func setSlice(_ name: String, pods: [(String, String)]) {
-        let endpoints = pods.map { #"{"addresses":["\#($0.1)"],"conditions":{"ready":true,"serving":true,"terminating":false},"targetRef":{"kind":"Pod","name":"\#($0.0)"}}"# }
+    public func setSlice(_ name: String, pods: [(String, String)]) {
+        setSlice(name, endpoints: pods.map { Endpoint(pod: $0.0, ip: $0.1) })
+    }
+
+    /// Creates or replaces a slice with these endpoints.
+    public func setSlice(_ name: String, endpoints: [Endpoint]) {
+        let endpoints = endpoints.map { e in
+            #"{"addresses":["\#(e.ip)"],"conditions":{"ready":\#(e.serving && !e.terminating),"serving":\#(e.serving),"terminating":\#(e.terminating)},"targetRef":{"kind":"Pod","name":"\#(e.pod)"}}"#
+        }
         let object = #""addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))],"ports":[{"name":"sync","port":11204,"protocol":"TCP"}]"#
         let line: String = state.withLock { state in
             state.version += 1
@@ -63,17 +84,17 @@ final class KubernetesAPIDouble: Sendable {
     }
 
     /// Sends an in-stream 410 to every watch (as after etcd compaction).
-    func expireWatches() {
+    public func expireWatches() {
         broadcast(#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#)
     }
 
-    func bookmark() {
+    public func bookmark() {
         let version = state.withLock { $0.version += 1; return $0.version }
         broadcast(#"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"\#(version)"},"addressType":"","endpoints":null}}"#)
     }
 
     /// Ends every watch cleanly (as the server's timeout does).
-    func endWatches() {
+    public func endWatches() {
         let watchers = state.withLock { state in
             defer { state.watchers = [:] }
             return Array(state.watchers.values)
@@ -88,7 +109,7 @@ final class KubernetesAPIDouble: Sendable {
 
     // MARK: Serving
 
-    func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol {
         let router = Router()
         router.get("/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices") { request, _ -> Response in
             let token = self.state.withLock { $0.token }
@@ -128,8 +149,30 @@ final class KubernetesAPIDouble: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
     }
 
-    static func status(_ code: Int, _ message: String) -> Response {
+    public static func status(_ code: Int, _ message: String) -> Response {
         let body = #"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"\#(message)","code":\#(code)}"#
         return Response(status: .init(code: code), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// A kubeconfig for a client of this double listening on `port` (namespace `peat`).
+    public func kubeconfig(port: Int) -> String {
+        let ca = Data(certificatePEM.utf8).base64EncodedString()
+        let token = state.withLock { $0.token }
+        return """
+        apiVersion: v1
+        kind: Config
+        current-context: double
+        contexts:
+        - name: double
+          context: {cluster: double, user: test, namespace: peat}
+        clusters:
+        - name: double
+          cluster:
+            server: https://127.0.0.1:\(port)
+            certificate-authority-data: \(ca)
+        users:
+        - name: test
+          user: {token: \(token)}
+        """
     }
 }
