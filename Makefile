@@ -41,12 +41,17 @@ define crdt_runs
 	echo "(RESULT lines in $$out)"; exit $$status
 endef
 
-.PHONY: help deps build test run bench bench-mesh bench-peers verify-deploy static-binary clean
+# What `make lint` checks with the toolchain's swift-format (configuration: .swift-format).
+FORMAT_PATHS := Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Examples/Embedding/Package.swift Examples/Embedding/Sources
+
+.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers verify-deploy static-binary clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
 	@echo "make test   install system packages if missing, build, run every test"
 	@echo "make build  debug build (make deps first on a new machine)"
+	@echo "make lint   swift format lint --strict (configuration .swift-format); make format rewrites in place"
+	@echo "make examples  build and run the out-of-tree embedding examples (Examples/Embedding)"
 	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines; CRDT workloads 3x each)"
 	@echo "make bench-peers  the CRDT workloads for peat-crdt, pycrdt and loro (venv in ./.venv-peers), one table"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
@@ -63,18 +68,37 @@ deps:
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@# python-zeroconf: the independent mDNS peer of the discovery tests.
-	@python3 -c 'import zeroconf' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check zeroconf
+	@# python-zeroconf: the independent mDNS peer of the discovery tests, which run only as root.
+	@[ "$$(id -u)" -ne 0 ] || python3 -c 'import zeroconf' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check zeroconf
 
 build: deps
 	$(SWIFT) build
 
 # The multi-node tests run in a second pass of their own: the node-process tests block test threads
 # while they wait for child processes, which on a 2-core machine would stall the in-process meshes.
+# As another user than root, the tests that need root (network namespaces) are skipped, each suite
+# with one line saying why. Then the embedding examples are built out of tree and run.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip IntegrationTests
 	$(SWIFT) test --skip-build --filter IntegrationTests
+	$(MAKE) --no-print-directory examples
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMAT_PATHS)
+
+# The out-of-tree package of Examples/Embedding: each executable embeds one seam's module and runs
+# that seam's conformance suite against an implementation of its own. The discovery example must
+# link neither AsyncHTTPClient nor Yams (only PeatKubernetesDiscovery needs them).
+examples: deps
+	@set -e; cd Examples/Embedding; $(SWIFT) build; bin="$$($(SWIFT) build --show-bin-path)"; \
+	for product in StoreExample DiscoveryExample TransportExample; do "$$bin/$$product" | tail -1; done; \
+	if grep -Eq '/(AsyncHTTPClient|Yams)\.build/' "$$bin/DiscoveryExample.product/Objects.LinkFileList"; then \
+	  echo "examples: DiscoveryExample links AsyncHTTPClient or Yams"; exit 1; fi; \
+	echo "examples: DiscoveryExample links neither AsyncHTTPClient nor Yams"
 
 # A single local node with working defaults. A development formation secret is generated on
 # first run and kept in ./.peat-data/formation-secret (mode 0600); an exported
@@ -103,9 +127,9 @@ bench: deps
 	@if [ "$$(id -u)" -eq 0 ] && command -v ip >/dev/null; then \
 	  ns=peatbench$$$$; bin="$$(cd Benchmarks && $(SWIFT) build -c release --show-bin-path)/peat-bench"; \
 	  ip netns add $$ns && ip -n $$ns link add pbv0 type veth peer name pbv1 && \
-	  ip -n $$ns addr add 10.78.0.1/24 dev pbv0 && ip -n $$ns link set pbv0 up && ip -n $$ns link set pbv1 up && \
+	  ip -n $$ns addr add 198.51.100.1/24 dev pbv0 && ip -n $$ns link set pbv0 up && ip -n $$ns link set pbv1 up && \
 	  ip -n $$ns route add 224.0.0.0/4 dev pbv0 && \
-	  ip netns exec $$ns env PEAT_BENCH_MDNS_ADDRESS=10.78.0.1 "$$bin" mdns-in-namespace; \
+	  ip netns exec $$ns env PEAT_BENCH_MDNS_ADDRESS=198.51.100.1 "$$bin" mdns-in-namespace; \
 	  ip netns del $$ns; \
 	else echo "mdns_new_node_found: needs root and iproute2 (network namespace)"; fi
 	$(call crdt_runs,peat-crdt,$(CRDT_RESULTS)/bench.txt)

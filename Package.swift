@@ -272,7 +272,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport",
+                "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -8,7 +8,7 @@ let package = Package(
     name: "peat-embedding-examples",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "peat-mesh", path: "../.."),
+        .package(name: "peat-mesh", path: "../..")
     ],
     targets: [
         // A DocumentStore of its own, checked with the store conformance suite.

@@ -33,7 +33,8 @@ extension Broker {
     static func ifMatch(_ request: Request) throws -> UInt64? {
         guard let header = request.headers[.ifMatch] else { return nil }
         let trimmed = header.trimmingCharacters(in: .whitespaces)
-        let unquoted = trimmed.hasPrefix("\"") && trimmed.hasSuffix("\"") && trimmed.count >= 2
+        let unquoted =
+            trimmed.hasPrefix("\"") && trimmed.hasSuffix("\"") && trimmed.count >= 2
             ? String(trimmed.dropFirst().dropLast()) : trimmed
         guard let version = UInt64(unquoted) else {
             throw BrokerError(code: .badRequest, message: "If-Match must be a version ETag such as \"42\"")
@@ -117,11 +118,12 @@ extension Broker {
             var body: [String: JSONValue] = [
                 "collection": .string(collection),
                 "count": .int(Int64(page.documents.count)),
-                "documents": .array(page.documents.map { document in
-                    var members = document.value
-                    members["_id"] = .string(document.id)
-                    return .object(members)
-                }),
+                "documents": .array(
+                    page.documents.map { document in
+                        var members = document.value
+                        members["_id"] = .string(document.id)
+                        return .object(members)
+                    }),
             ]
             if let next = page.nextCursor { body["next_cursor"] = .string(next) }
             return jsonResponse(JSONValue.object(body))

@@ -69,7 +69,8 @@ final class CollectionFilter: Sendable {
     /// Handles a client message; returns the reply to send, if any.
     func handle(_ text: String) -> String? {
         guard let message = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)).object,
-              case .string(let type)? = message["type"] else {
+            case .string(let type)? = message["type"]
+        else {
             return Broker.encode(.object(["type": .string("Error"), "error": .string("messages are JSON objects with a \"type\"")]))
         }
         switch type {

@@ -98,7 +98,8 @@ public struct Broker: Sendable {
     /// The OpenAPI 3 document of the HTTP routes (bundled `openapi.json`).
     public static let openAPIDocument: Data = {
         guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
-              let data = try? Data(contentsOf: url) else { return Data("{}".utf8) }
+            let data = try? Data(contentsOf: url)
+        else { return Data("{}".utf8) }
         return data
     }()
 }

@@ -58,7 +58,10 @@ public struct BrokerNodeInfo: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeID = "node_id", deviceID = "device_id", uptimeSeconds = "uptime_secs", version
+        case nodeID = "node_id"
+        case deviceID = "device_id"
+        case uptimeSeconds = "uptime_secs"
+        case version
     }
 }
 
@@ -93,7 +96,9 @@ public struct BrokerReadiness: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case ready, nodeID = "node_id", checks
+        case ready
+        case nodeID = "node_id"
+        case checks
     }
 }
 
@@ -111,7 +116,8 @@ public struct BrokerPeer: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, connected, state, rttMilliseconds = "rtt_ms"
+        case id, connected, state
+        case rttMilliseconds = "rtt_ms"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -135,7 +141,9 @@ public struct BrokerTopology: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case peerCount = "peer_count", role, hierarchyLevel = "hierarchy_level"
+        case peerCount = "peer_count"
+        case role
+        case hierarchyLevel = "hierarchy_level"
     }
 }
 

@@ -133,7 +133,11 @@ extension Document {
     ) throws(PeatCRDTError) {
         func invalid(_ why: String) -> PeatCRDTError { PeatCRDTError(.invalidChange, why) }
         let type: ObjectType
-        if let state = objects[op.obj] { type = state.type } else if let t = created[op.obj] { type = t } else {
+        if let state = objects[op.obj] {
+            type = state.type
+        } else if let t = created[op.obj] {
+            type = t
+        } else {
             throw invalid("operation on an unknown object")
         }
         func elementExists(_ e: OpID) -> Bool {
@@ -197,7 +201,7 @@ extension Document {
             guard case .seq(let e) = op.key else { return }
             if op.insert {
                 guard slotValue(op.action) != nil,
-                      let p = l.sequence.insertionPosition(after: e, id: id, precedes: precedes)
+                    let p = l.sequence.insertionPosition(after: e, id: id, precedes: precedes)
                 else { return }
                 insertListElement(l, at: p, obj: op.obj, id: id, action: op.action)
             } else {

@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// History: change hashes, applying remote changes in causal order, and change batches for sync.
 extension Document {
@@ -250,8 +250,9 @@ extension Document {
         var createdDepth: [OpID: UInt8] = [:]
         var inserted = Set<OpID>()
         for op in c.ops {
-            try validate(op, id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth,
-                         inserted: &inserted, track: c.ops.count > 1)
+            try validate(
+                op, id: OpID(counter: own, actor: c.actor), created: &created, createdDepth: &createdDepth,
+                inserted: &inserted, track: c.ops.count > 1)
             own += op.action.width
         }
         own = c.startOp

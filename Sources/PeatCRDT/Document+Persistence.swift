@@ -36,8 +36,9 @@ extension Document {
                 guard c.seq == historyBase[a] + UInt64(actorLog[a].count) + 1, c.seq <= stateSeqs[a] else {
                     throw PeatCRDTError(.invalidChange, "saved history out of order")
                 }
-                var stored = StoredChange(actor: c.actor, seq: c.seq, startOp: c.startOp, time: c.time,
-                                          deps: c.deps.compactMap { logIndex(actor: $0.actor, seq: $0.seq) }, ops: c.ops)
+                var stored = StoredChange(
+                    actor: c.actor, seq: c.seq, startOp: c.startOp, time: c.time,
+                    deps: c.deps.compactMap { logIndex(actor: $0.actor, seq: $0.seq) }, ops: c.ops)
                 stored.externalDeps = c.externalDeps
                 appendToLog(stored)
             }

@@ -82,8 +82,10 @@ public enum JSON: Hashable, Sendable {
             case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0..<0x20:
                 let digits = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+                out.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                    digits[Int(byte >> 4)], digits[Int(byte & 0xf)],
+                ])
             default: out.append(byte)
             }
         }
@@ -196,7 +198,12 @@ extension Document {
                 try mergePatch(child, sub, depth: depth + 1)
             } else if case .object(let sub) = v {
                 let child = try putObject(object, k, .map)
-                try mergePatch(child, sub.filter { if case .null = $0.value { return false }; return true }, depth: depth + 1)
+                try mergePatch(
+                    child,
+                    sub.filter {
+                        if case .null = $0.value { return false }
+                        return true
+                    }, depth: depth + 1)
             } else {
                 try update(object, k, v, depth: depth)
             }
@@ -243,7 +250,8 @@ extension Document {
         while prefix < existing.count, prefix < items.count, existing[prefix] == items[prefix] { prefix += 1 }
         var suffix = 0
         while suffix < existing.count - prefix, suffix < items.count - prefix,
-              existing[existing.count - 1 - suffix] == items[items.count - 1 - suffix] { suffix += 1 }
+            existing[existing.count - 1 - suffix] == items[items.count - 1 - suffix]
+        { suffix += 1 }
         let oldMiddle = existing.count - prefix - suffix
         let newMiddle = items.count - prefix - suffix
         let common = min(oldMiddle, newMiddle)

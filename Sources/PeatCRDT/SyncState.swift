@@ -1,4 +1,4 @@
-public import Crypto
+import Crypto
 
 /// What one replica knows about one peer for one document: the state machine of the sync protocol.
 ///

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Peers from a fixed list (`PEAT_STATIC_PEERS`), with DNS names re-resolved periodically.
 ///
@@ -83,7 +84,8 @@ public final class StaticDiscovery: DiscoveryStrategy {
         }
         guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { throw bad("has no usable host") }
         guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let port = Int(portText), (1...65_535).contains(port) else { throw bad("has a bad port (1-65535)") }
+            let port = Int(portText), (1...65_535).contains(port)
+        else { throw bad("has a bad port (1-65535)") }
         return Peer(nodeID: nodeID, host: String(host), port: port)
     }
 

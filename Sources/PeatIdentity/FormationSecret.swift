@@ -82,8 +82,9 @@ public struct FormationSecret: Sendable, CustomStringConvertible {
         let capacity = sodium_base64_encoded_len(bytes.count, sodium_base64_VARIANT_ORIGINAL)
         var text = [CChar](repeating: 0, count: capacity)
         bytes.withUnsafeBytes { raw in
-            _ = sodium_bin2base64(&text, capacity, raw.sodiumPointer, raw.count,
-                                  sodium_base64_VARIANT_ORIGINAL)
+            _ = sodium_bin2base64(
+                &text, capacity, raw.sodiumPointer, raw.count,
+                sodium_base64_VARIANT_ORIGINAL)
         }
         defer { text.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, $0.count) } }
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -106,7 +107,8 @@ public struct FormationSecret: Sendable, CustomStringConvertible {
     private static func trimmingWhitespace(_ text: String) -> Substring {
         let isSpace: (Character) -> Bool = { $0.isWhitespace }
         guard let first = text.firstIndex(where: { !isSpace($0) }),
-              let last = text.lastIndex(where: { !isSpace($0) }) else { return "" }
+            let last = text.lastIndex(where: { !isSpace($0) })
+        else { return "" }
         return text[first...last]
     }
 }

@@ -1,5 +1,5 @@
-public import PeatDiscovery
 public import Foundation
+public import PeatDiscovery
 
 /// The parts of a `discovery.k8s.io/v1` EndpointSlice that discovery uses; unknown fields are
 /// ignored and every field may be absent (`endpoints: null` included).
@@ -98,9 +98,10 @@ public struct EndpointSlicePeers: Sendable {
             }
             for endpoint in slice.endpoints ?? [] {
                 guard Self.isEligible(endpoint.conditions),
-                      let nodeID = endpoint.targetRef?.name ?? endpoint.hostname, !nodeID.isEmpty,
-                      nodeID != localNodeID,
-                      let address = endpoint.addresses?.first, !address.isEmpty else { continue }
+                    let nodeID = endpoint.targetRef?.name ?? endpoint.hostname, !nodeID.isEmpty,
+                    nodeID != localNodeID,
+                    let address = endpoint.addresses?.first, !address.isEmpty
+                else { continue }
                 let endpointAddress = PeerEndpoint(host: address, port: port)
                 if var existing = byNode[nodeID] {
                     existing.addresses = Array(Set(existing.addresses + [endpointAddress])).sorted()

@@ -1,4 +1,5 @@
 public import PeatDiscovery
+
 /// The EndpointSlices a list + watch has seen, and the peers they make.
 ///
 /// A plain value: `KubernetesDiscovery` drives it from list results and watch events, tests drive

@@ -1,8 +1,8 @@
-public import PeatDiscovery
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOSSL
+public import PeatDiscovery
 import Synchronization
 
 /// Where and how to reach the Kubernetes API.
@@ -44,15 +44,17 @@ public struct KubernetesAPIConfiguration: Sendable {
         serviceAccountDirectory: String = "/var/run/secrets/kubernetes.io/serviceaccount"
     ) throws(DiscoveryError) -> KubernetesAPIConfiguration {
         guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty,
-              let port = environment["KUBERNETES_SERVICE_PORT"], Int(port) != nil else {
+            let port = environment["KUBERNETES_SERVICE_PORT"], Int(port) != nil
+        else {
             throw DiscoveryError(
                 code: .invalidConfiguration,
                 message: "not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set")
         }
         let namespaceFile = serviceAccountDirectory + "/namespace"
         guard let namespaceData = FileManager.default.contents(atPath: namespaceFile),
-              let namespace = String(data: namespaceData, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
-              !namespace.isEmpty else {
+            let namespace = String(data: namespaceData, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+            !namespace.isEmpty
+        else {
             throw DiscoveryError(code: .invalidConfiguration, message: "cannot read the pod's namespace from \(namespaceFile)")
         }
         let ca = FileManager.default.contents(atPath: serviceAccountDirectory + "/ca.crt").map { Array($0) }
@@ -144,7 +146,8 @@ public final class HTTPKubernetesAPIClient: KubernetesAPIClient {
                 return cached.token
             }
             guard let data = FileManager.default.contents(atPath: path),
-                  let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) else {
+                let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines)
+            else {
                 throw DiscoveryError(code: .apiFailure, message: "cannot read the service-account token file \(path)")
             }
             cachedToken.withLock { $0 = (token, .now) }

@@ -1,5 +1,5 @@
-public import PeatDiscovery
 import Foundation
+public import PeatDiscovery
 import Yams
 
 extension KubernetesAPIConfiguration {
@@ -42,8 +42,10 @@ extension KubernetesAPIConfiguration {
         }
 
         guard let contextName = context ?? config.currentContext,
-              let entry = config.contexts?.first(where: { $0.name == contextName })?.context else {
-            throw DiscoveryError(code: .invalidConfiguration, message: "kubeconfig \(path) has no context \(context ?? config.currentContext ?? "(current-context unset)")")
+            let entry = config.contexts?.first(where: { $0.name == contextName })?.context
+        else {
+            throw DiscoveryError(
+                code: .invalidConfiguration, message: "kubeconfig \(path) has no context \(context ?? config.currentContext ?? "(current-context unset)")")
         }
         guard let cluster = config.clusters?.first(where: { $0.name == entry.cluster })?.cluster, let server = cluster.server else {
             throw DiscoveryError(code: .invalidConfiguration, message: "kubeconfig \(path) has no server for cluster \(entry.cluster ?? "?")")
@@ -52,7 +54,9 @@ extension KubernetesAPIConfiguration {
         if user?.exec != nil || user?.authProvider != nil {
             throw DiscoveryError(
                 code: .invalidConfiguration,
-                message: "kubeconfig user \(entry.user ?? "?") uses an exec or auth-provider plugin, which is not supported; use a token, tokenFile or client certificate")
+                message:
+                    "kubeconfig user \(entry.user ?? "?") uses an exec or auth-provider plugin, which is not supported; use a token, tokenFile or client certificate"
+            )
         }
         let ca = try bytes(data: cluster.certificateAuthorityData, file: cluster.certificateAuthority, "certificate-authority")
 
@@ -81,7 +85,11 @@ struct Kubeconfig: Decodable {
     }
 
     struct NamedContext: Decodable {
-        struct Context: Decodable { let cluster: String?; let user: String?; let namespace: String? }
+        struct Context: Decodable {
+            let cluster: String?
+            let user: String?
+            let namespace: String?
+        }
         let name: String
         let context: Context?
     }
@@ -134,6 +142,7 @@ struct Kubeconfig: Decodable {
     let users: [NamedUser]?
 
     enum CodingKeys: String, CodingKey {
-        case currentContext = "current-context", contexts, clusters, users
+        case currentContext = "current-context"
+        case contexts, clusters, users
     }
 }

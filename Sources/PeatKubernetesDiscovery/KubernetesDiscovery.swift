@@ -1,5 +1,5 @@
-public import PeatDiscovery
 public import Logging
+public import PeatDiscovery
 import ServiceLifecycle
 import Synchronization
 
@@ -61,9 +61,11 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
     }
 
     private func watchUntilStopped() async {
-        let state = LoopState(cache: EndpointSliceCache(peers: EndpointSlicePeers(
-            annotationPrefix: configuration.annotationPrefix, defaultSyncPort: configuration.defaultSyncPort,
-            localNodeID: configuration.localNodeID)))
+        let state = LoopState(
+            cache: EndpointSliceCache(
+                peers: EndpointSlicePeers(
+                    annotationPrefix: configuration.annotationPrefix, defaultSyncPort: configuration.defaultSyncPort,
+                    localNodeID: configuration.localNodeID)))
         var delay = configuration.backoffInitial
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {

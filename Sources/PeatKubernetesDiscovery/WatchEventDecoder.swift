@@ -1,5 +1,5 @@
-public import PeatDiscovery
 import Foundation
+public import PeatDiscovery
 
 /// One event of a Kubernetes watch stream.
 public enum WatchEvent: Sendable, Equatable {

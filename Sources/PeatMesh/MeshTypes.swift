@@ -1,6 +1,6 @@
+import Metrics
 public import PeatCRDT
 public import PeatStorage
-import Metrics
 import Synchronization
 
 /// A live document as an embedding service reads it.
@@ -103,13 +103,19 @@ public final class MeshTraffic: Sendable {
     }
 
     func sent(_ bytes: Int) {
-        counters.withLock { $0.framesSent += 1; $0.bytesSent += bytes }
+        counters.withLock {
+            $0.framesSent += 1
+            $0.bytesSent += bytes
+        }
         sentBytes.increment(by: bytes)
         sentFrames.increment()
     }
 
     func received(_ bytes: Int) {
-        counters.withLock { $0.framesReceived += 1; $0.bytesReceived += bytes }
+        counters.withLock {
+            $0.framesReceived += 1
+            $0.bytesReceived += bytes
+        }
         receivedBytes.increment(by: bytes)
         receivedFrames.increment()
     }

@@ -45,7 +45,7 @@ extension PeatMesh {
         do {
             _ = try await coordinator.apply(.delete, to: Self.key(collection, id), ifVersion: ifVersion)
             return true
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return false
         }
     }

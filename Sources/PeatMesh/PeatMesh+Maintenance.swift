@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import PeatCRDT
 import PeatStorage
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What one compaction sweep did.
 public struct CompactionReport: Sendable, Equatable {
@@ -31,14 +32,16 @@ extension PeatMesh {
         }
         for collection in collections where registry.mode(for: collection) != .latestOnly {
             logger.warning(
-                "Compacting a non-LatestOnly collection destroys change history needed for delta sync collection=\(collection) sync_mode=\(registry.mode(for: collection))")
+                "Compacting a non-LatestOnly collection destroys change history needed for delta sync collection=\(collection) sync_mode=\(registry.mode(for: collection))"
+            )
         }
         guard !collections.isEmpty else {
             logger.info("Compaction enabled but no eligible collections found; skipping")
             return nil
         }
         logger.info(
-            "Background compaction started (per-collection) interval_secs=\(compaction.effectiveInterval.components.seconds) threshold_bytes=\(compaction.thresholdBytes) collections=\(Self.list(collections))")
+            "Background compaction started (per-collection) interval_secs=\(compaction.effectiveInterval.components.seconds) threshold_bytes=\(compaction.thresholdBytes) collections=\(Self.list(collections))"
+        )
         return collections
     }
 

@@ -184,10 +184,11 @@ public final class PeatMesh: Service, Sendable {
                 logger.debug("Some document change events were dropped: a subscriber fell behind")
                 continue
             }
-            let origin: MeshChangeOrigin = switch change.origin {
-            case .local: .local
-            case .remote(let peer): .peer(peer)
-            }
+            let origin: MeshChangeOrigin =
+                switch change.origin {
+                case .local: .local
+                case .remote(let peer): .peer(peer)
+                }
             broadcaster.yield(.documentChanged(change.key, deleted: change.kind == .delete, origin: origin))
         }
     }

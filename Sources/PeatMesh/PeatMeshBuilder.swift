@@ -1,11 +1,11 @@
 public import Logging
 public import Metrics
+public import PeatCRDT
 public import PeatDiscovery
 public import PeatIdentity
 public import PeatStorage
 public import PeatTransport
 public import ServiceLifecycle
-public import PeatCRDT
 
 /// Assembles a `PeatMesh`: identity from the formation secret and a context, a store, a transport,
 /// a discovery strategy and the configuration. Everything but the secret has a working default: an
@@ -57,7 +57,12 @@ public struct PeatMeshBuilder {
     public func discovery(_ discovery: any DiscoveryStrategy) -> Self { with { $0.discovery = discovery } }
 
     /// Where the default TLS transport listens (default `0.0.0.0:11204`; port 0 picks a free port).
-    public func listen(host: String, port: Int) -> Self { with { $0.listenHost = host; $0.listenPort = port } }
+    public func listen(host: String, port: Int) -> Self {
+        with {
+            $0.listenHost = host
+            $0.listenPort = port
+        }
+    }
 
     /// Limits and timeouts of the default TLS transport (its host and port come from `listen`).
     public func transportConfiguration(_ configuration: TLSSyncTransport.Configuration) -> Self {

@@ -5,8 +5,10 @@ public struct SyncModeRegistry: Sendable, Equatable {
     /// The collections with a default mode; every other collection is `fullHistory`.
     public static let defaultModes: [String: SyncMode] = {
         var modes: [String: SyncMode] = [:]
-        for name in ["beacons", "platforms", "tracks", "nodes", "cells", "node_states", "squad_summaries",
-                     "platoon_summaries", "company_summaries"] {
+        for name in [
+            "beacons", "platforms", "tracks", "nodes", "cells", "node_states", "squad_summaries",
+            "platoon_summaries", "company_summaries",
+        ] {
             modes[name] = .latestOnly
         }
         for name in ["contact_reports", "commands", "audit_logs", "alerts"] { modes[name] = .fullHistory }
@@ -57,7 +59,8 @@ public struct SyncModeRegistry: Sendable, Equatable {
         case "full_history": return .fullHistory
         default:
             guard text.hasPrefix("windowed:"), let seconds = UInt32(text.dropFirst("windowed:".count)), seconds > 0,
-                  text.dropFirst("windowed:".count).allSatisfy(\.isASCII) else { return nil }
+                text.dropFirst("windowed:".count).allSatisfy(\.isASCII)
+            else { return nil }
             return .windowedHistory(seconds: seconds)
         }
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The process environment as the node reads it: strictly, one variable at a time.
@@ -27,9 +27,10 @@ struct Environment: Sendable {
         while let pointer = entry.pointee {
             let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
             if let equals = bytes.firstIndex(of: UInt8(ascii: "=")),
-               let name = String(validating: bytes[..<equals], as: UTF8.self),
-               let value = String(validating: bytes[(equals + 1)...], as: UTF8.self),
-               values[name] == nil {
+                let name = String(validating: bytes[..<equals], as: UTF8.self),
+                let value = String(validating: bytes[(equals + 1)...], as: UTF8.self),
+                values[name] == nil
+            {
                 values[name] = value
             }
             entry += 1
@@ -56,7 +57,8 @@ struct Environment: Sendable {
             guard value == aliased else {
                 throw ConfigurationError(
                     variable: "\(name)/\(alias)",
-                    message: "both are set, to different values (\(ConfigurationError.quote(value)) and \(ConfigurationError.quote(aliased))); set only \(name)")
+                    message: "both are set, to different values (\(ConfigurationError.quote(value)) and \(ConfigurationError.quote(aliased))); set only \(name)"
+                )
             }
             return (name, value)
         }
@@ -128,7 +130,8 @@ extension StringProtocol {
     /// The text without leading and trailing white space.
     func trimmingSpaces() -> String {
         guard let first = firstIndex(where: { !$0.isWhitespace }),
-              let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+            let last = lastIndex(where: { !$0.isWhitespace })
+        else { return "" }
         return String(self[first...last])
     }
 }

@@ -19,7 +19,9 @@ struct IdentityConfiguration: Sendable {
         guard let text = environment["PEAT_FORMATION_SECRET"] else {
             throw ConfigurationError(
                 variable: "PEAT_FORMATION_SECRET",
-                message: "not set; it is required: the formation's shared secret, standard base64 of at least \(FormationSecret.minimumByteCount) bytes (generate one with `peat-mesh-node generate-secret`)")
+                message:
+                    "not set; it is required: the formation's shared secret, standard base64 of at least \(FormationSecret.minimumByteCount) bytes (generate one with `peat-mesh-node generate-secret`)"
+            )
         }
         do {
             secret = try FormationSecret(base64: text)

@@ -96,13 +96,14 @@ final class NodeBrokerState: BrokerState {
         do {
             return try await body()
         } catch {
-            let code: BrokerError.Code = switch error.code {
-            case .notFound: .notFound
-            case .versionConflict: .preconditionFailed
-            case .invalidDocument, .invalidKey: .badRequest
-            case .closed, .storage: .unavailable
-            default: .internalError
-            }
+            let code: BrokerError.Code =
+                switch error.code {
+                case .notFound: .notFound
+                case .versionConflict: .preconditionFailed
+                case .invalidDocument, .invalidKey: .badRequest
+                case .closed, .storage: .unavailable
+                default: .internalError
+                }
             throw BrokerError(code: code, message: error.message)
         }
     }

@@ -1,18 +1,19 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import PeatCRDT
 import PeatDiscovery
 import PeatMesh
 import PeatStorage
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Everything `peat-mesh-node` reads from its environment, parsed strictly.
 ///
@@ -78,8 +79,10 @@ struct NodeConfiguration: Sendable {
         antiEntropyIntervalSeconds = try environment.integer("PEAT_ANTI_ENTROPY_INTERVAL_SECS", in: 1...3600, default: 5)
         logLevel = try environment.choice(
             "PEAT_LOG_LEVEL",
-            ["trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
-             "warn": .warning, "warning": .warning, "error": .error, "critical": .critical],
+            [
+                "trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
+                "warn": .warning, "warning": .warning, "error": .error, "critical": .critical,
+            ],
             default: .info)
         logFormat = try environment.choice("PEAT_LOG_FORMAT", ["text": .text, "json": .json], default: .text)
     }
@@ -97,7 +100,8 @@ struct NodeConfiguration: Sendable {
 
     static func parseRelayURL(_ text: String, variable: String) throws(ConfigurationError) -> String {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = url.host, !host.isEmpty else {
+            let host = url.host, !host.isEmpty
+        else {
             throw ConfigurationError(
                 variable: variable,
                 message: "entry \(ConfigurationError.quote(text)) is not an http(s) URL with a host")

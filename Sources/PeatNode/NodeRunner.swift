@@ -1,24 +1,25 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
-import PeatIdentity
 import Metrics
 import PeatBroker
+import PeatIdentity
 import PeatMesh
 import PeatStorage
-import Prometheus
-import Synchronization
 import PeatTransport
+import Prometheus
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Starts the node's services from a parsed configuration and runs them until a shutdown signal.
 ///
@@ -123,7 +124,10 @@ struct NodeRunner {
         // Services shut down in reverse order: the broker stops taking requests (finishing those in
         // flight) first, then the mesh closes its peers and saves their sync state.
         let group = ServiceGroup(configuration: .init(services: [mesh, broker], logger: logger))
-        enum Outcome: Sendable { case servicesEnded(failed: Bool), signalled, listening, listenFailed }
+        enum Outcome: Sendable {
+            case servicesEnded(failed: Bool)
+            case signalled, listening, listenFailed
+        }
         let status: Int32 = await withTaskGroup(of: Outcome.self) { tasks in
             tasks.addTask {
                 do {
@@ -134,9 +138,10 @@ struct NodeRunner {
                     if !(error is TransportError), !(error is MeshError), !brokerState.brokerListening.withLock({ $0 }) {
                         // Not the transport (its failures are TransportErrors, reported by the
                         // listen task) and before the broker listened: the broker's bind failed.
-                        _ = PeatMeshNode.refuse(ConfigurationError(
-                            variable: "PEAT_BROKER_PORT",
-                            message: "cannot listen on \(configuration.bindHost):\(configuration.brokerPort): \(error)"))
+                        _ = PeatMeshNode.refuse(
+                            ConfigurationError(
+                                variable: "PEAT_BROKER_PORT",
+                                message: "cannot listen on \(configuration.bindHost):\(configuration.brokerPort): \(error)"))
                     }
                     return .servicesEnded(failed: true)
                 }
@@ -155,9 +160,10 @@ struct NodeRunner {
                     return .listening
                 } catch {
                     let reason = (error as? TransportError)?.cause.map { "\($0)" } ?? "\(error)"
-                    _ = PeatMeshNode.refuse(ConfigurationError(
-                        variable: "PEAT_SYNC_PORT",
-                        message: "cannot listen on \(configuration.bindHost):\(configuration.syncPort): \(reason)"))
+                    _ = PeatMeshNode.refuse(
+                        ConfigurationError(
+                            variable: "PEAT_SYNC_PORT",
+                            message: "cannot listen on \(configuration.bindHost):\(configuration.syncPort): \(reason)"))
                     await group.triggerGracefulShutdown()
                     return .listenFailed
                 }

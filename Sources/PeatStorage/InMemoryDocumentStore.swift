@@ -33,15 +33,17 @@ public final class InMemoryDocumentStore: DocumentStore {
                 let current = working.documents[key]?.version ?? 0
                 let (expected, value, isTombstone) = operation.parts
                 if let expected, expected != current {
-                    return .failure(StorageError(
-                        code: .versionConflict, message: "\(key) is at version \(current), not \(expected)"))
+                    return .failure(
+                        StorageError(
+                            code: .versionConflict, message: "\(key) is at version \(current), not \(expected)"))
                 }
                 working.sequence += 1
                 let document = StoredDocument(key: key, value: value, version: working.sequence, isTombstone: isTombstone)
                 working.documents[key] = document
                 written.append(document)
-                changes.append(DocumentChange(
-                    key: key, kind: document.isTombstone ? .delete : .put, version: document.version, origin: origin))
+                changes.append(
+                    DocumentChange(
+                        key: key, kind: document.isTombstone ? .delete : .put, version: document.version, origin: origin))
             }
             state = working
             return .success((written, changes))

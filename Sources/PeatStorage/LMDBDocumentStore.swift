@@ -1,6 +1,7 @@
 import CLMDB
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A crash-safe `DocumentStore` on LMDB (in the node: `$PEAT_DATA_DIR/automerge/`).
@@ -243,9 +244,10 @@ public final class LMDBDocumentStore: DocumentStore {
             return written
         }
         if feed.hasSubscribers {
-            feed.publish(written.map {
-                DocumentChange(key: $0.key, kind: $0.isTombstone ? .delete : .put, version: $0.version, origin: origin)
-            })
+            feed.publish(
+                written.map {
+                    DocumentChange(key: $0.key, kind: $0.isTombstone ? .delete : .put, version: $0.version, origin: origin)
+                })
         }
         return written
     }
@@ -281,8 +283,9 @@ public final class LMDBDocumentStore: DocumentStore {
 
     static func decodeKey(_ bytes: [UInt8]) throws(StorageError) -> DocumentKey {
         guard let separator = bytes.firstIndex(of: 0),
-              let collection = String(validating: bytes[..<separator], as: UTF8.self),
-              let id = String(validating: bytes[(separator + 1)...], as: UTF8.self) else {
+            let collection = String(validating: bytes[..<separator], as: UTF8.self),
+            let id = String(validating: bytes[(separator + 1)...], as: UTF8.self)
+        else {
             throw StorageError(code: .corruptValue, message: "a stored key is not a valid document key (\(bytes.count) bytes)")
         }
         do {

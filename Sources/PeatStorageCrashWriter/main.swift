@@ -1,11 +1,12 @@
+import PeatStorage
+
 // A writer for PeatStorage's crash test (not part of the product): opens an LMDBDocumentStore and
 // writes documents `crash/doc-<n>` in batches forever, printing `ack <n>` after each batch is
 // acknowledged (apply returned). The test kills it with SIGKILL at random points and checks that
 // every acknowledged document is present and intact after reopening.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import PeatStorage
 
 /// The value every writer and checker agrees on for document `n`.
 func report(_ text: String, to descriptor: Int32) {

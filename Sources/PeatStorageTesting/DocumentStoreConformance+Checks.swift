@@ -45,11 +45,14 @@ extension DocumentStoreConformance {
     }
 
     static func batchesAreAtomic(_ store: any DocumentStore) async throws {
-        let a = try key("tracks", "a"), b = try key("tracks", "b")
+        let a = try key("tracks", "a")
+        let b = try key("tracks", "b")
         let original = try store.put(a, [1])
-        try expectFailure("a batch whose second condition fails", {
-            try store.apply([.put(b, [2]), .put(a, [3], ifVersion: original.version + 100)], origin: .local)
-        }, where: { ($0 as? StorageError)?.code == .versionConflict })
+        try expectFailure(
+            "a batch whose second condition fails",
+            {
+                try store.apply([.put(b, [2]), .put(a, [3], ifVersion: original.version + 100)], origin: .local)
+            }, where: { ($0 as? StorageError)?.code == .versionConflict })
         try expect(try store.get(b) == nil && store.get(a)?.value == [1], "nothing of a failed batch is applied")
         let written = try store.apply([.put(b, [2]), .put(a, [3], ifVersion: original.version), .delete(b)], origin: .local)
         try expect(written.map(\.isTombstone) == [false, false, true], "a batch returns its writes in order")

@@ -1,4 +1,4 @@
-public import PeatIdentity
+import PeatIdentity
 public import PeatTransport
 public import ServiceLifecycle
 

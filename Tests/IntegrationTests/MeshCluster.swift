@@ -29,12 +29,16 @@ final class MeshCluster: @unchecked Sendable {
     var antiEntropy: Duration
     var compaction: CompactionConfiguration
     var cacheSize: Int
+    /// The nodes' timers (anti-entropy, redial backoff, push delay); a test's own clock moves only
+    /// when the test advances it.
+    let clock: (any Clock<Duration>)?
 
     init(
         size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init(),
-        cacheSize: Int = 2048
+        cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil
     ) async throws {
         self.size = size
+        self.clock = clock
         self.cacheSize = cacheSize
         self.secret = secret
         self.antiEntropy = antiEntropy
@@ -58,7 +62,8 @@ final class MeshCluster: @unchecked Sendable {
         let compaction = compaction
         let antiEntropy = antiEntropy
         let cacheSize = cacheSize
-        let mesh = try PeatMeshBuilder(secret: secret ?? self.secret, context: Self.nodeID(i))
+        let manual = clock != nil
+        var builder = PeatMeshBuilder(secret: secret ?? self.secret, context: Self.nodeID(i))
             .store(store)
             .listen(host: host(i), port: Self.port)
             .discovery(StaticDiscovery(peers: peers))
@@ -68,9 +73,11 @@ final class MeshCluster: @unchecked Sendable {
                 $0.documentCacheSize = cacheSize
                 $0.identityCheckedSources = ["static"]
                 $0.reconnectBackoff = .init(initial: .milliseconds(50), maximum: .milliseconds(500))
+                if manual { $0.pushDelay = .zero }
             }
             .logger(logger)
-            .build()
+        if let clock { builder = builder.clock(clock) }
+        let mesh = try builder.build()
         let group = ServiceGroup(configuration: .init(services: [mesh], logger: logger))
         let task = Task { try await group.run() }
         nodes[i] = Node(index: i, mesh: mesh, store: store, group: group, task: task)

@@ -90,7 +90,8 @@ struct BrokerRouteTests {
                 #expect(body["count"] as? Int == 0 && (body["documents"] as? [Any])?.isEmpty == true)
             }
             var etag = ""
-            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .put, body: Self.body(#"{"lat":1.5,"name":"alpha","tags":["x"]}"#)) { response in
+            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .put, body: Self.body(#"{"lat":1.5,"name":"alpha","tags":["x"]}"#)) {
+                response in
                 #expect(response.status == .created)
                 etag = response.headers[.eTag] ?? ""
                 let body = try Self.json(response.body)
@@ -103,12 +104,15 @@ struct BrokerRouteTests {
                 #expect(document["name"] as? String == "alpha" && document["lat"] as? Double == 1.5)
             }
             // A stale If-Match changes nothing.
-            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .patch, headers: [.ifMatch: "\"999\""], body: Self.body(#"{"name":"beta"}"#)) { response in
+            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .patch, headers: [.ifMatch: "\"999\""], body: Self.body(#"{"name":"beta"}"#))
+            { response in
                 #expect(response.status == .preconditionFailed)
                 let json4 = try Self.json(response.body)
                 #expect(json4["status"] as? Int == 412)
             }
-            try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .patch, headers: [.ifMatch: etag], body: Self.body(#"{"name":"beta","lat":null,"extra":{"a":1}}"#)) { response in
+            try await client.execute(
+                uri: "/api/v1/documents/beacons/b1", method: .patch, headers: [.ifMatch: etag], body: Self.body(#"{"name":"beta","lat":null,"extra":{"a":1}}"#)
+            ) { response in
                 #expect(response.status == .ok)
                 let document = try #require(try Self.json(response.body)["document"] as? [String: Any])
                 #expect(document["name"] as? String == "beta" && document["lat"] == nil && (document["extra"] as? [String: Any])?["a"] as? Int == 1)
@@ -185,7 +189,7 @@ struct BrokerRouteTests {
             try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .put, body: Self.body(text)) { response in
                 #expect(response.status == .badRequest)
                 let errorBody = try Self.json(response.body)
-                    #expect(errorBody["error"] is String)
+                #expect(errorBody["error"] is String)
             }
             try await client.execute(uri: "/api/v1/documents/beacons/b1", method: .get) { response in
                 #expect(response.status == .notFound, "a failed write changes nothing")
@@ -262,16 +266,18 @@ struct BrokerRouteTests {
                 String((0..<count).map { _ in alphabet.randomElement(using: &generator)! })
             }
             for _ in 0..<300 {
-                let id = random(Int.random(in: 0...12, using: &generator))
+                let id =
+                    random(Int.random(in: 0...12, using: &generator))
                     .addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "x"
-                let collection = ["beacons", "tracks", random(3).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "c"].randomElement(using: &generator)!
+                let collection = ["beacons", "tracks", random(3).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "c"].randomElement(
+                    using: &generator)!
                 let method = [HTTPRequest.Method.get, .put, .patch, .delete, .post].randomElement(using: &generator)!
                 let body = Bool.random(using: &generator) ? "{\"k\":\"\(random(5))\"}" : random(Int.random(in: 0...40, using: &generator))
                 try await client.execute(uri: "/api/v1/documents/\(collection)/\(id)", method: method, body: Self.body(body)) { response in
                     #expect(response.status.code < 500, "\(method) \(collection)/\(id) answered \(response.status.code)")
                     if response.status.code >= 400 {
                         let errorBody = try Self.json(response.body)
-                    #expect(errorBody["error"] is String)
+                        #expect(errorBody["error"] is String)
                     }
                 }
             }

@@ -3,7 +3,10 @@ import Synchronization
 
 /// A `BrokerState` double: documents in memory with versions, scripted peers, readiness and events.
 final class FakeBrokerState: BrokerState {
-    struct Stored { var value: [String: JSONValue]; var version: UInt64 }
+    struct Stored {
+        var value: [String: JSONValue]
+        var version: UInt64
+    }
 
     private let documents = Mutex<[String: [String: Stored]]>([:])
     private let sequence = Mutex<UInt64>(0)
@@ -54,7 +57,12 @@ final class FakeBrokerState: BrokerState {
         return documents.withLock { $0[collection]?[id] }.map { BrokerDocument(id: id, value: $0.value, version: $0.version) }
     }
 
-    private func nextVersion() -> UInt64 { sequence.withLock { $0 += 1; return $0 } }
+    private func nextVersion() -> UInt64 {
+        sequence.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 
     func putDocument(_ collection: String, _ id: String, _ value: [String: JSONValue], ifVersion: UInt64?) async throws(BrokerError) -> BrokerWriteResult {
         await pause()

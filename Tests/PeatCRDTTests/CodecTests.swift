@@ -1,6 +1,7 @@
 import PeatTestSupport
 import PropertyBased
 import Testing
+
 @testable import PeatCRDT
 
 struct CodecTests {

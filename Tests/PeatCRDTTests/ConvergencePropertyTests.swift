@@ -1,6 +1,7 @@
 import PeatTestSupport
 import PropertyBased
 import Testing
+
 @testable import PeatCRDT
 
 /// The CRDT laws of DESIGN §5, checked over random edits on several replicas.
@@ -99,7 +100,10 @@ struct ConvergencePropertyTests {
             let reloaded = try Document(loading: a.save(), actor: actor(3))
             #expect(reloaded.toJSON().canonicalString == state)
             // Later concurrent edits still merge through the compacted replica.
-            for _ in 0..<3 { try randomEdit(a, &rng); try randomEdit(b, &rng) }
+            for _ in 0..<3 {
+                try randomEdit(a, &rng)
+                try randomEdit(b, &rng)
+            }
             try syncPair(a, b)
             #expect(a.toJSON() == b.toJSON(), "seed \(seed)")
             // State section plus the history since compaction: loads back to the same state and history.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PeatCRDT
 
 struct DocumentTests {
@@ -57,7 +58,8 @@ struct DocumentTests {
         #expect(order.count == 5)
         // Each replica's own run stays contiguous and in its order.
         let strings = order.map { v -> String in if case .scalar(.string(let s)) = v { s } else { "?" } }
-        let ia1 = strings.firstIndex(of: "a1")!, ia2 = strings.firstIndex(of: "a2")!
+        let ia1 = strings.firstIndex(of: "a1")!
+        let ia2 = strings.firstIndex(of: "a2")!
         #expect(ia2 == ia1 + 1)
         #expect(strings.firstIndex(of: "b0")! < strings.firstIndex(of: "x")!)
     }

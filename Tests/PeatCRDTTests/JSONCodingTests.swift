@@ -22,9 +22,17 @@ struct JSONCodingTests {
 
     @Test func mergePatchFollowsRFC7396Examples() throws {
         // RFC 7396 §3 example.
-        let target = try JSONDecoder().decode(JSON.self, from: Data(#"{"title":"Goodbye!","author":{"givenName":"John","familyName":"Doe"},"tags":["example","sample"],"content":"This will be unchanged"}"#.utf8))
-        let patch = try JSONDecoder().decode(JSON.self, from: Data(#"{"title":"Hello!","phoneNumber":"+01-123-456-7890","author":{"familyName":null},"tags":["example"]}"#.utf8))
-        let expected = try JSONDecoder().decode(JSON.self, from: Data(#"{"title":"Hello!","author":{"givenName":"John"},"tags":["example"],"content":"This will be unchanged","phoneNumber":"+01-123-456-7890"}"#.utf8))
+        let target = try JSONDecoder().decode(
+            JSON.self,
+            from: Data(
+                #"{"title":"Goodbye!","author":{"givenName":"John","familyName":"Doe"},"tags":["example","sample"],"content":"This will be unchanged"}"#.utf8))
+        let patch = try JSONDecoder().decode(
+            JSON.self, from: Data(#"{"title":"Hello!","phoneNumber":"+01-123-456-7890","author":{"familyName":null},"tags":["example"]}"#.utf8))
+        let expected = try JSONDecoder().decode(
+            JSON.self,
+            from: Data(
+                #"{"title":"Hello!","author":{"givenName":"John"},"tags":["example"],"content":"This will be unchanged","phoneNumber":"+01-123-456-7890"}"#.utf8
+            ))
         #expect(target.mergePatched(with: patch) == expected)
         #expect(JSON.object(["a": .string("b")]).mergePatched(with: .array([.int(1)])) == .array([.int(1)]))
         #expect(JSON.string("x").mergePatched(with: .object(["a": .null])) == .object([:]))

@@ -1,5 +1,6 @@
-@testable import PeatCRDT
 import PeatTestSupport
+
+@testable import PeatCRDT
 
 func actor(_ n: UInt8) -> ActorID { ActorID(bytes: [UInt8](repeating: 0, count: 15) + [n])! }
 
@@ -62,9 +63,15 @@ func syncPair(_ a: Document, _ b: Document, mode: SyncMode = .fullHistory, limit
     var messages = 0
     for _ in 0..<limit {
         let m1 = a.generateSyncMessage(&sa, mode: mode)
-        if let m1 { try b.receiveSyncMessage(m1, &sb, mode: mode); messages += 1 }
+        if let m1 {
+            try b.receiveSyncMessage(m1, &sb, mode: mode)
+            messages += 1
+        }
         let m2 = b.generateSyncMessage(&sb, mode: mode)
-        if let m2 { try a.receiveSyncMessage(m2, &sa, mode: mode); messages += 1 }
+        if let m2 {
+            try a.receiveSyncMessage(m2, &sa, mode: mode)
+            messages += 1
+        }
         if m1 == nil, m2 == nil { return messages }
     }
     throw PeatCRDTError(.invalidOperation, "sync did not terminate within \(limit) rounds")

@@ -3,7 +3,10 @@ import Testing
 
 struct DNSMessageTests {
     /// A DNS-SD announcement built by python-zeroconf 0.x (with name compression).
-    static let zeroconfAnnouncement = bytes(hex: "000084000000000400000000055f70656174045f746370056c6f63616c00000c000100001194000e0b706561742d6d6573682d31c00cc02800218001000000780014000000002bc40b706561742d6d6573682d31c017c0280010800100001194003f136e6f64655f69643d706561742d6d6573682d312a6465766963655f69643d3632343966636538626564643031343562646531366633396433323661353763c048000180010000007800040a000007")
+    static let zeroconfAnnouncement = bytes(
+        hex:
+            "000084000000000400000000055f70656174045f746370056c6f63616c00000c000100001194000e0b706561742d6d6573682d31c00cc02800218001000000780014000000002bc40b706561742d6d6573682d31c017c0280010800100001194003f136e6f64655f69643d706561742d6d6573682d312a6465766963655f69643d3632343966636538626564643031343562646531366633396433323661353763c048000180010000007800040a000007"
+    )
 
     static func bytes(hex: String) -> [UInt8] {
         var out: [UInt8] = []
@@ -21,8 +24,11 @@ struct DNSMessageTests {
         #expect(message.isResponse)
         #expect(message.records.count == 4)
         #expect(message.records[0] == .init(name: "_peat._tcp.local.", data: .ptr("peat-mesh-1._peat._tcp.local."), ttl: 4500))
-        #expect(message.records[1] == .init(
-            name: "peat-mesh-1._peat._tcp.local.", data: .srv(priority: 0, weight: 0, port: 11204, target: "peat-mesh-1.local."), ttl: 120, cacheFlush: true))
+        #expect(
+            message.records[1]
+                == .init(
+                    name: "peat-mesh-1._peat._tcp.local.", data: .srv(priority: 0, weight: 0, port: 11204, target: "peat-mesh-1.local."), ttl: 120,
+                    cacheFlush: true))
         #expect(message.records[2].data == .txt([Array("node_id=peat-mesh-1".utf8), Array("device_id=6249fce8bedd0145bde16f39d326a57c".utf8)]))
         #expect(message.records[3] == .init(name: "peat-mesh-1.local.", data: .a([10, 0, 0, 7]), ttl: 120, cacheFlush: true))
     }

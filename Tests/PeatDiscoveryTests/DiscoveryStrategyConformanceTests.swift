@@ -1,8 +1,8 @@
-import PeatTestSupport
 import Foundation
 import PeatDiscovery
 import PeatDiscoveryTesting
 import PeatKubernetesDiscovery
+import PeatTestSupport
 import Testing
 
 /// The in-process strategies run the seam's conformance suite (`PeatDiscoveryTesting`, the one

@@ -1,8 +1,8 @@
-import PeatTestSupport
 import Foundation
 import Hummingbird
 import PeatDiscovery
 import PeatKubernetesDiscovery
+import PeatTestSupport
 import Testing
 
 /// `KubernetesDiscovery` + `HTTPKubernetesAPIClient` against the HTTPS API double.
@@ -25,9 +25,10 @@ struct KubernetesDiscoveryTests {
             group.addTask { try await double.application { portSink.yield($0) }.runService() }
             var portIterator = ports.makeAsyncIterator()
             let port = try #require(await portIterator.next())
-            let client = try HTTPKubernetesAPIClient(configuration: .init(
-                server: "https://127.0.0.1:\(port)", namespace: "peat",
-                token: .file(path: tokenPath, refresh: .seconds(3600)), certificateAuthorityPEM: Array(double.certificatePEM.utf8)))
+            let client = try HTTPKubernetesAPIClient(
+                configuration: .init(
+                    server: "https://127.0.0.1:\(port)", namespace: "peat",
+                    token: .file(path: tokenPath, refresh: .seconds(3600)), certificateAuthorityPEM: Array(double.certificatePEM.utf8)))
             var configuration = KubernetesDiscovery.Configuration()
             configuration.localNodeID = "peat-mesh-0"
             configuration.backoffInitial = .milliseconds(50)

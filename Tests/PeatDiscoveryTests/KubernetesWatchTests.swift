@@ -4,9 +4,11 @@ import PeatKubernetesDiscovery
 import Testing
 
 struct WatchEventDecoderTests {
-    static let added = #"{"type":"ADDED","object":{"kind":"EndpointSlice","metadata":{"name":"s1","resourceVersion":"101"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"targetRef":{"kind":"Pod","name":"peat-mesh-0"}}],"ports":[{"name":"sync","port":11204}]}}"#
+    static let added =
+        #"{"type":"ADDED","object":{"kind":"EndpointSlice","metadata":{"name":"s1","resourceVersion":"101"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"targetRef":{"kind":"Pod","name":"peat-mesh-0"}}],"ports":[{"name":"sync","port":11204}]}}"#
     static let bookmark = #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"150"},"addressType":"","endpoints":null}}"#
-    static let expired = #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#
+    static let expired =
+        #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#
 
     @Test func decodesEventsCutAtEveryPossibleChunkBoundary() throws {
         let stream = Array((Self.added + "\n" + Self.bookmark + "\n" + Self.expired + "\n").utf8)
@@ -15,7 +17,10 @@ struct WatchEventDecoderTests {
             var events = try decoder.feed(stream[..<cut])
             events += try decoder.feed(stream[cut...])
             #expect(events.count == 3, "cut at \(cut)")
-            guard case .added(let slice)? = events.first else { Issue.record("expected ADDED"); return }
+            guard case .added(let slice)? = events.first else {
+                Issue.record("expected ADDED")
+                return
+            }
             #expect(slice.metadata?.name == "s1")
             #expect(events[1] == .bookmark(resourceVersion: "150"))
             #expect(events[2] == .error(code: 410, reason: "Expired"))
@@ -46,7 +51,10 @@ struct EndpointSliceCacheTests {
         let endpoints = pods.map { pod, address, serving in
             #"{"addresses":["\#(address)"],"conditions":{"serving":\#(serving),"terminating":false},"targetRef":{"kind":"Pod","name":"\#(pod)"}}"#
         }.joined(separator: ",")
-        return try EndpointSlice.decode(Data(#"{"metadata":{"name":"\#(name)","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"sync","port":11204}]}"#.utf8))
+        return try EndpointSlice.decode(
+            Data(
+                #"{"metadata":{"name":"\#(name)","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"sync","port":11204}]}"#
+                    .utf8))
     }
 
     static func peer(_ id: String, _ address: String) -> PeerInfo {
@@ -60,12 +68,14 @@ struct EndpointSliceCacheTests {
         #expect(cache.resourceVersion == "100")
 
         // A new pod appears.
-        let grown = try Self.slice("s1", version: "101", pods: [("peat-mesh-0", "10.0.0.1", true), ("peat-mesh-1", "10.0.0.2", true), ("peat-mesh-2", "10.0.0.3", true)])
+        let grown = try Self.slice(
+            "s1", version: "101", pods: [("peat-mesh-0", "10.0.0.1", true), ("peat-mesh-1", "10.0.0.2", true), ("peat-mesh-2", "10.0.0.3", true)])
         #expect(cache.apply(.modified(grown)) == .events([.peerFound(Self.peer("peat-mesh-2", "10.0.0.3"))]))
         #expect(cache.resourceVersion == "101")
 
         // A pod stops serving (terminating): it is lost.
-        let shrinking = try Self.slice("s1", version: "102", pods: [("peat-mesh-0", "10.0.0.1", true), ("peat-mesh-1", "10.0.0.2", false), ("peat-mesh-2", "10.0.0.3", true)])
+        let shrinking = try Self.slice(
+            "s1", version: "102", pods: [("peat-mesh-0", "10.0.0.1", true), ("peat-mesh-1", "10.0.0.2", false), ("peat-mesh-2", "10.0.0.3", true)])
         #expect(cache.apply(.modified(shrinking)) == .events([.peerLost(nodeID: "peat-mesh-1")]))
 
         // A pod recreated with a new IP: updated.

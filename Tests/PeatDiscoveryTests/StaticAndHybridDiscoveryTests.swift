@@ -7,11 +7,12 @@ import Testing
 struct StaticDiscoveryTests {
     @Test func parsesPeerListsStrictly() throws {
         let peers = try StaticDiscovery.parsePeers(" gw-a@192.0.2.10:31204 , [fd00::1]:11204,peers.example.org:11205,")
-        #expect(peers == [
-            .init(nodeID: "gw-a", host: "192.0.2.10", port: 31204),
-            .init(nodeID: nil, host: "fd00::1", port: 11204),
-            .init(nodeID: nil, host: "peers.example.org", port: 11205),
-        ])
+        #expect(
+            peers == [
+                .init(nodeID: "gw-a", host: "192.0.2.10", port: 31204),
+                .init(nodeID: nil, host: "fd00::1", port: 11204),
+                .init(nodeID: nil, host: "peers.example.org", port: 11205),
+            ])
         #expect(peers[1].reportedNodeID == "[fd00::1]:11204")
         for bad in ["@h:1", "h:0", "h", "[fd00::1]11204", "[nothex]:1", ":1", "h st:1", "::1:11204", "h:65536", "h:+1"] {
             #expect(throws: DiscoveryError.self, "\(bad)") { try StaticDiscovery.parsePeers(bad) }
@@ -41,8 +42,11 @@ struct StaticDiscoveryTests {
             // DNS changes: the peer is updated with the new addresses.
             resolver.answers.withLock { $0["peers.example.org"] = ["192.0.2.2", "192.0.2.3"] }
             let updated = await events.next()
-            #expect(updated == .peerUpdated(PeerInfo(
-                nodeID: "gw", addresses: [.init(host: "192.0.2.2", port: 11204), .init(host: "192.0.2.3", port: 11204)], source: "static")))
+            #expect(
+                updated
+                    == .peerUpdated(
+                        PeerInfo(
+                            nodeID: "gw", addresses: [.init(host: "192.0.2.2", port: 11204), .init(host: "192.0.2.3", port: 11204)], source: "static")))
             // DNS fails: nothing is lost, nothing changes (the next event comes only after DNS answers again).
             resolver.answers.withLock { $0["peers.example.org"] = .some(nil) }
             try await Task.sleep(for: .milliseconds(100))
@@ -88,13 +92,19 @@ struct HybridDiscoveryTests {
             #expect(await events.next() == .peerFound(PeerInfo(nodeID: "p0", addresses: [.init(host: "10.0.0.1", port: 11204)], source: "kubernetes")))
 
             manual.sink.yield(.peerFound(Self.peer("p0", "192.0.2.1", source: "static", relay: "https://relay")))
-            #expect(await events.next() == .peerUpdated(PeerInfo(
-                nodeID: "p0", addresses: [.init(host: "10.0.0.1", port: 11204), .init(host: "192.0.2.1", port: 11204)],
-                relayURL: "https://relay", source: "kubernetes+static")))
+            #expect(
+                await events.next()
+                    == .peerUpdated(
+                        PeerInfo(
+                            nodeID: "p0", addresses: [.init(host: "10.0.0.1", port: 11204), .init(host: "192.0.2.1", port: 11204)],
+                            relayURL: "https://relay", source: "kubernetes+static")))
 
             kubernetes.sink.yield(.peerLost(nodeID: "p0"))
-            #expect(await events.next() == .peerUpdated(PeerInfo(
-                nodeID: "p0", addresses: [.init(host: "192.0.2.1", port: 11204)], relayURL: "https://relay", source: "static")))
+            #expect(
+                await events.next()
+                    == .peerUpdated(
+                        PeerInfo(
+                            nodeID: "p0", addresses: [.init(host: "192.0.2.1", port: 11204)], relayURL: "https://relay", source: "static")))
 
             manual.sink.yield(.peerLost(nodeID: "p0"))
             #expect(await events.next() == .peerLost(nodeID: "p0"))

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import PeatIdentity
+import Testing
 
 struct DeviceIDTests {
     @Test func isFirstSixteenBytesOfPublicKeyHash() throws {
@@ -21,13 +21,13 @@ struct DeviceIDTests {
 
     @Test(arguments: [
         "",
-        "f32c9134aa76cd5407e64539cafd5c6",    // 31 characters
+        "f32c9134aa76cd5407e64539cafd5c6",  // 31 characters
         "f32c9134aa76cd5407e64539cafd5c611",  // 33 characters
-        "f32c9134aa76cd5407e64539cafd5c6g",   // not hex
+        "f32c9134aa76cd5407e64539cafd5c6g",  // not hex
         "f32c9134aa76cd5407e64539cafd5c61f32c9134aa76cd5407e64539cafd5c61",
         " f32c9134aa76cd5407e64539cafd5c6",
         "0xf32c9134aa76cd5407e64539cafd5c6",
-        "é32c9134aa76cd5407e64539cafd5c6",    // 32 characters, 33 bytes
+        "é32c9134aa76cd5407e64539cafd5c6",  // 32 characters, 33 bytes
         "f32c9134aa76cd5407e64539cafd5c6\n",
     ])
     func rejectsMalformedHex(_ text: String) {

@@ -1,5 +1,5 @@
-import Testing
 import PeatIdentity
+import Testing
 
 struct DeviceKeypairTests {
     @Test(arguments: IdentityVectors.shared.device_keys)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PeatIdentity
 
 struct FormationKeyTests {
@@ -149,8 +150,9 @@ struct MembershipProofTests {
         split2.append("b", [2, 3])
         #expect(split1.bytes != split2.bytes)
         let key = FormationKey(secret: Self.secret)
-        #expect(key.membershipProof(for: .initiator, transcript: split1).rawRepresentation
-            != key.membershipProof(for: .initiator, transcript: split2).rawRepresentation)
+        #expect(
+            key.membershipProof(for: .initiator, transcript: split1).rawRepresentation
+                != key.membershipProof(for: .initiator, transcript: split2).rawRepresentation)
     }
 
     @Test(arguments: [0, 31, 33])

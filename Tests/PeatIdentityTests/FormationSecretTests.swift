@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PeatIdentity
 
 struct FormationSecretTests {
@@ -21,14 +22,14 @@ struct FormationSecretTests {
 
     @Test(arguments: [
         "not-valid-base64!!!",
-        "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc",     // missing padding
-        "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc4=",   // extra padding
-        "dGVzdC1mb3JtYXRpb24t c2VjcmV0LTEyMzQ1Njc4",   // inner space
+        "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc",  // missing padding
+        "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc4=",  // extra padding
+        "dGVzdC1mb3JtYXRpb24t c2VjcmV0LTEyMzQ1Njc4",  // inner space
         "dGVzdC1mb3JtYXRpb24t\nc2VjcmV0LTEyMzQ1Njc4",  // inner newline
         "dGVzdC1mb3JtYXRpb24tc2VjcmV0LTEyMzQ1Njc4====",
-        "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ=", // non-canonical trailing bits
+        "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJ=",  // non-canonical trailing bits
         "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI",  // unpadded
-        "QkJCQkJCQkJCQkJCQkJC_kJCQkJCQkJCQkJCQkJCQkI=", // URL-safe alphabet
+        "QkJCQkJCQkJCQkJCQkJC_kJCQkJCQkJCQkJCQkJCQkI=",  // URL-safe alphabet
         "QkJCQkJCQkJCQkJCQkJC-kJCQkJCQkJCQkJCQkJCQkI=",
         "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=QkI=",
         "ＱkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=",

@@ -3,6 +3,7 @@ import PeatStorage
 import PeatTestSupport
 import PropertyBased
 import Testing
+
 @testable import PeatMesh
 
 /// Every decoder of bytes that come from other machines (or from disk), fed valid encodings cut
@@ -75,7 +76,8 @@ struct MeshDecoderPropertyTests {
 
     /// A damaged record in the store never stops a peer from syncing: its state starts over.
     @Test func aDamagedPersistedRecordStartsThePeersSyncOver() async throws {
-        let a = try Replica("node-a"), b = try Replica("node-b")
+        let a = try Replica("node-a")
+        let b = try Replica("node-b")
         await throwingPropertyCheck(count: 200, input: Gen<UInt64>.value()) { seed in
             var rng = SeededRandom(seed: seed)
             let noise = (0..<Int.random(in: 0..<64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -95,7 +97,8 @@ struct MeshDecoderPropertyTests {
             try pair.write(.replace(["y": .int(2)]), "commands", "c1", on: .bToA)
             try pair.exchange()
         }
-        let samples = try Self.sampleMessages().map { $0.encoded() }
+        let samples =
+            try Self.sampleMessages().map { $0.encoded() }
             + [MeshMessage.hello(nodeID: "node-a", incarnation: pair.a.store.actorID).encoded()]
         let machine = pair.ba
         let repository = pair.b.repository

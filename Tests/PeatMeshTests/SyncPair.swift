@@ -2,6 +2,7 @@ import Logging
 import PeatCRDT
 import PeatIdentity
 import PeatStorage
+
 @testable import PeatMesh
 
 /// A node's documents for state machine tests: a repository over an in-memory store.

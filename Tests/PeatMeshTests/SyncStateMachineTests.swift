@@ -1,6 +1,7 @@
 import PeatCRDT
 import PeatStorage
 import Testing
+
 @testable import PeatMesh
 
 /// The per-peer sync state machine driven without a network: two replicas, frames moved by hand.
@@ -90,7 +91,9 @@ struct SyncStateMachineTests {
     }
 
     @Test func aDeleteReachesThePeerAndAStaleReplicaDoesNotResurrectIt() throws {
-        let a = try Replica("node-a"), b = try Replica("node-b"), c = try Replica("node-c")
+        let a = try Replica("node-a")
+        let b = try Replica("node-b")
+        let c = try Replica("node-c")
         var ab = SyncPair(a, b)
         var ac = SyncPair(a, c)
         try ab.exchange()
@@ -114,7 +117,8 @@ struct SyncStateMachineTests {
     }
 
     @Test func framesTheProtocolDoesNotAllowThrowAndChangeNothing() throws {
-        let a = try Replica("node-a"), b = try Replica("node-b")
+        let a = try Replica("node-a")
+        let b = try Replica("node-b")
         var machine = SyncPair.machine(a, to: b)
         _ = machine.nextFrame(documents: a.repository)  // our hello
         let root = MeshMessage.root(digest: [UInt8](repeating: 0, count: 16), documents: 0, isReply: false).encoded()

@@ -1,13 +1,14 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import PeatCRDT
 import PeatIdentity
 import PeatMesh
 import PeatStorage
 import PeatTestSupport
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// One rule for document IDs: the node's HTTP API and the embedding Swift API accept exactly the
 /// same IDs, and every ID the HTTP API accepts reads back through it.
@@ -20,9 +21,11 @@ struct DocumentIDRuleTests {
     ]
 
     static func generatedIDs(count: Int) -> [String] {
-        var rng = SeededRandom(seed: 20261201)
-        var ids = [".", "..", "...", "a..b", "/", "a/b", String(repeating: "x", count: 255), String(repeating: "x", count: 256),
-                   String(repeating: "é", count: 127) + "x", String(repeating: "é", count: 128)]
+        var rng = SeededRandom(seed: 20_261_201)
+        var ids = [
+            ".", "..", "...", "a..b", "/", "a/b", String(repeating: "x", count: 255), String(repeating: "x", count: 256),
+            String(repeating: "é", count: 127) + "x", String(repeating: "é", count: 128),
+        ]
         while ids.count < count {
             let parts = Int.random(in: 1...6, using: &rng)
             ids.append((0..<parts).map { _ in pieces.randomElement(using: &rng)! }.joined())
@@ -33,7 +36,8 @@ struct DocumentIDRuleTests {
     /// Percent-encodes every byte but the unreserved ones, so no client or server rewrites the path.
     static func pathSegment(_ id: String) -> String {
         id.utf8.map { byte in
-            let unreserved = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            let unreserved =
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
             return unreserved ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
         }.joined()
@@ -56,7 +60,8 @@ struct DocumentIDRuleTests {
         let port = try #require(RunCommandTests.brokerPort(in: output))
         let mesh = try PeatMeshBuilder(secret: .generate(), context: "id-rule").build()
 
-        var accepted = 0, refused = 0
+        var accepted = 0
+        var refused = 0
         for id in Self.generatedIDs(count: 400) {
             let url = try #require(URL(string: "http://127.0.0.1:\(port)/api/v1/documents/beacons/\(Self.pathSegment(id))"))
             let put = try await Self.request("PUT", url, body: Data(#"{"n":1}"#.utf8))

@@ -1,9 +1,10 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import PeatTestSupport
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Discovery's word ends a session: three `peat-mesh-node` processes find each other through a
 /// Kubernetes API double; one is then hung (SIGSTOP: its kernel still answers TCP, its process
@@ -31,10 +32,13 @@ struct LostPeerTests {
             try Data(double.kubeconfig(port: port).utf8).write(to: URL(fileURLWithPath: kubeconfig))
 
             let nodes = try (0..<3).map { i in
-                try NodeProcess(environment: RunCommandTests.environment(dataDirectory: directories[i], [
-                    "HOSTNAME": "node-\(i)", "PEAT_DISCOVERY": "kubernetes", "KUBECONFIG": kubeconfig,
-                    "PEAT_BIND_HOST": hosts[i], "PEAT_SYNC_PORT": "11204", "PEAT_BROKER_PORT": "8081",
-                ]))
+                try NodeProcess(
+                    environment: RunCommandTests.environment(
+                        dataDirectory: directories[i],
+                        [
+                            "HOSTNAME": "node-\(i)", "PEAT_DISCOVERY": "kubernetes", "KUBECONFIG": kubeconfig,
+                            "PEAT_BIND_HOST": hosts[i], "PEAT_SYNC_PORT": "11204", "PEAT_BROKER_PORT": "8081",
+                        ]))
             }
             defer {
                 for node in nodes where node.process.isRunning {

@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// The running node's broker, exercised over HTTP as operators and probes do.
 @Suite(.timeLimit(.minutes(1)))
@@ -50,8 +51,9 @@ struct NodeBrokerTests {
     @Test func staticPeersAreDiscoveredAndListed() async throws {
         let dataDirectory = RunCommandTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let node = try NodeProcess(environment: RunCommandTests.environment(
-            dataDirectory: dataDirectory, ["PEAT_STATIC_PEERS": "peat-mesh-7@127.0.0.1:21204, 127.0.0.1:21205"]))
+        let node = try NodeProcess(
+            environment: RunCommandTests.environment(
+                dataDirectory: dataDirectory, ["PEAT_STATIC_PEERS": "peat-mesh-7@127.0.0.1:21204, 127.0.0.1:21205"]))
         let output = try node.waitForOutput(containing: "Broker listening")
         _ = try node.waitForOutput(containing: "Peer discovered peer=peat-mesh-7")
         let port = try #require(RunCommandTests.brokerPort(in: output))
@@ -59,9 +61,10 @@ struct NodeBrokerTests {
         let listed = (peers.json["peers"] as? [[String: Any]] ?? [])
         #expect(Set(listed.compactMap { $0["id"] as? String }) == ["peat-mesh-7", "127.0.0.1:21205"])
         // Nothing listens there: the connector keeps dialling with backoff.
-        #expect(listed.allSatisfy { peer in
-            peer["connected"] as? Bool == false && ["discovered", "connecting", "backoff"].contains(peer["state"] as? String ?? "")
-        })
+        #expect(
+            listed.allSatisfy { peer in
+                peer["connected"] as? Bool == false && ["discovered", "connecting", "backoff"].contains(peer["state"] as? String ?? "")
+            })
         let readiness = try await Self.get("http://127.0.0.1:\(port)/api/v1/ready")
         let discovery = (readiness.json["checks"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "discovery" }
         #expect(discovery?["ready"] as? Bool == true)

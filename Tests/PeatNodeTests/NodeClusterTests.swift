@@ -1,11 +1,12 @@
 import Foundation
+import Testing
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Testing
 
 /// Three `peat-mesh-node` processes on 127.20.<k>.1-3 (`PEAT_BIND_HOST`), static peers, real TLS: the
 /// way the README runs three nodes on one machine, checked through the broker as operators do.
@@ -50,10 +51,12 @@ struct NodeClusterTests {
         defer { for directory in directories { try? FileManager.default.removeItem(atPath: directory) } }
         func environment(_ i: Int) -> [String: String] {
             let peers = (0..<3).filter { $0 != i }.map { "node-\($0)@\(hosts[$0]):11204" }.joined(separator: ",")
-            return RunCommandTests.environment(dataDirectory: directories[i], [
-                "HOSTNAME": "node-\(i)", "PEAT_BIND_HOST": hosts[i], "PEAT_SYNC_PORT": "11204", "PEAT_BROKER_PORT": "8081",
-                "PEAT_STATIC_PEERS": peers,
-            ])
+            return RunCommandTests.environment(
+                dataDirectory: directories[i],
+                [
+                    "HOSTNAME": "node-\(i)", "PEAT_BIND_HOST": hosts[i], "PEAT_SYNC_PORT": "11204", "PEAT_BROKER_PORT": "8081",
+                    "PEAT_STATIC_PEERS": peers,
+                ])
         }
         var nodes = try (0..<3).map { try NodeProcess(environment: environment($0)) }
         defer { for node in nodes where node.process.isRunning { node.signal(SIGKILL) } }

@@ -1,5 +1,6 @@
 import Logging
 import Testing
+
 @testable import PeatNode
 
 struct NodeConfigurationTests {
@@ -57,11 +58,12 @@ struct NodeConfigurationTests {
         #expect(configuration.identity.nodeID == "peat-mesh-2")
         #expect(configuration.identity.context == "cluster-b/peat-mesh-2")
         #expect(configuration.discovery == .mdns)
-        #expect(configuration.staticPeers == [
-            .init(nodeID: "gw-a", host: "192.0.2.10", port: 31204),
-            .init(nodeID: nil, host: "fd00::1", port: 11204),
-            .init(nodeID: nil, host: "peers.example.org", port: 11205),
-        ])
+        #expect(
+            configuration.staticPeers == [
+                .init(nodeID: "gw-a", host: "192.0.2.10", port: 31204),
+                .init(nodeID: nil, host: "fd00::1", port: 11204),
+                .init(nodeID: nil, host: "peers.example.org", port: 11205),
+            ])
         #expect(configuration.dataDirectory == "/var/lib/peat")
         #expect(configuration.bindHost == "::")
         #expect(configuration.brokerPort == 18081)

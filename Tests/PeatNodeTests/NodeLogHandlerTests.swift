@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import PeatNode
 
 struct NodeLogHandlerTests {
@@ -9,7 +10,10 @@ struct NodeLogHandlerTests {
         let line = handler.render(
             level: .info, message: "Mesh started node_id=peat-mesh-0 device_id=f15e5546858a28909aae7c0e24e0ffe1",
             metadata: ["zeta": "1", "alpha": "two words", "peer.id": "p1"], timestamp: "2026-01-01T00:00:00.000Z")
-        #expect(line == #"2026-01-01T00:00:00.000Z INFO peat.node: Mesh started node_id=peat-mesh-0 device_id=f15e5546858a28909aae7c0e24e0ffe1 alpha="two words" peer.id=p1 zeta=1"#)
+        #expect(
+            line
+                == #"2026-01-01T00:00:00.000Z INFO peat.node: Mesh started node_id=peat-mesh-0 device_id=f15e5546858a28909aae7c0e24e0ffe1 alpha="two words" peer.id=p1 zeta=1"#
+        )
     }
 
     @Test func textLineCannotBeSplitByANewline() {

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs the built `peat-mesh-node` executable as operators do: a fresh process, an explicit
@@ -15,7 +16,8 @@ final class NodeProcess {
         var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
         // On Linux the test binary is `<bin>/peat-meshPackageTests.xctest`; on macOS it sits inside a bundle.
         while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("peat-mesh-node").path),
-              directory.pathComponents.count > 1 {
+            directory.pathComponents.count > 1
+        {
             directory.deleteLastPathComponent()
         }
         return directory.appendingPathComponent("peat-mesh-node")

@@ -134,8 +134,9 @@ struct RunCommandTests {
 
     static func port(in output: String, line marker: String) -> Int? {
         guard let line = output.split(separator: "\n").first(where: { $0.contains(marker) }),
-              let field = line.split(separator: " ").first(where: { $0.hasPrefix("address=") }),
-              let port = field.split(separator: ":").last else { return nil }
+            let field = line.split(separator: " ").first(where: { $0.hasPrefix("address=") }),
+            let port = field.split(separator: ":").last
+        else { return nil }
         return Int(port)
     }
 

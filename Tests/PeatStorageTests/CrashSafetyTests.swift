@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PeatStorage
 
 /// Kills a writer process with SIGKILL at random points and checks every acknowledged write.
@@ -14,7 +15,8 @@ struct CrashSafetyTests {
         let testBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
         while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("PeatStorageCrashWriter").path),
-              directory.pathComponents.count > 1 {
+            directory.pathComponents.count > 1
+        {
             directory.deleteLastPathComponent()
         }
         return directory.appendingPathComponent("PeatStorageCrashWriter")

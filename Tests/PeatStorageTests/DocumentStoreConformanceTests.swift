@@ -1,6 +1,7 @@
 import Foundation
 import PeatStorageTesting
 import Testing
+
 @testable import PeatStorage
 
 /// Both stores run the seam's conformance suite (`PeatStorageTesting`, the one embedders run).
@@ -19,9 +20,11 @@ struct DocumentStoreConformanceTests {
         try await check.run(on: store)
     }
 
-    @Test(arguments: [("", "x"), ("a/b", "x"), ("..", "x"), (".", "x"), ("beacons", ""), ("beacons", "a\u{0}b"), ("beacons", "a\nb"),
-                      ("beacons", "."), ("beacons", ".."), ("beacons", "a/b"), ("beacons", "/"), ("beacons", "\u{7f}"),
-                      ("beacons", String(repeating: "x", count: 256)), (String(repeating: "c", count: 129), "x")])
+    @Test(arguments: [
+        ("", "x"), ("a/b", "x"), ("..", "x"), (".", "x"), ("beacons", ""), ("beacons", "a\u{0}b"), ("beacons", "a\nb"),
+        ("beacons", "."), ("beacons", ".."), ("beacons", "a/b"), ("beacons", "/"), ("beacons", "\u{7f}"),
+        ("beacons", String(repeating: "x", count: 256)), (String(repeating: "c", count: 129), "x"),
+    ])
     func rejectsInvalidKeys(_ collection: String, _ id: String) {
         #expect { try DocumentKey(collection: collection, id: id) } throws: { ($0 as? StorageError)?.code == .invalidKey }
     }

@@ -1,6 +1,7 @@
 import CLMDB
 import Foundation
 import Testing
+
 @testable import PeatStorage
 
 struct LMDBDocumentStoreTests {
@@ -29,10 +30,16 @@ struct LMDBDocumentStoreTests {
     @Test func emptyDataDirectoryGetsANewActorID() throws {
         let first = StoreDirectory()
         let second = StoreDirectory()
-        defer { first.remove(); second.remove() }
+        defer {
+            first.remove()
+            second.remove()
+        }
         let a = try LMDBDocumentStore(path: first.path)
         let b = try LMDBDocumentStore(path: second.path)
-        defer { a.close(); b.close() }
+        defer {
+            a.close()
+            b.close()
+        }
         #expect(a.actorID != b.actorID)
     }
 

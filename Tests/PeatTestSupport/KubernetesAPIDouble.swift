@@ -2,10 +2,10 @@ import Crypto
 import Foundation
 public import Hummingbird
 import HummingbirdTLS
+public import NIOCore
 import NIOSSL
 import SwiftASN1
 public import Synchronization
-public import NIOCore
 import X509
 
 /// A Kubernetes API stand-in for discovery and node tests: HTTPS with its own CA, bearer tokens, list and
@@ -78,18 +78,24 @@ public final class KubernetesAPIDouble: Sendable {
             state.version += 1
             let type = state.slices[name] == nil ? "ADDED" : "MODIFIED"
             state.slices[name] = object
-            return #"{"type":"\#(type)","object":{"kind":"EndpointSlice","metadata":{"name":"\#(name)","resourceVersion":"\#(state.version)","labels":{"app":"peat-mesh"}},\#(object)}}"#
+            return
+                #"{"type":"\#(type)","object":{"kind":"EndpointSlice","metadata":{"name":"\#(name)","resourceVersion":"\#(state.version)","labels":{"app":"peat-mesh"}},\#(object)}}"#
         }
         broadcast(line)
     }
 
     /// Sends an in-stream 410 to every watch (as after etcd compaction).
     public func expireWatches() {
-        broadcast(#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#)
+        broadcast(
+            #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#
+        )
     }
 
     public func bookmark() {
-        let version = state.withLock { $0.version += 1; return $0.version }
+        let version = state.withLock {
+            $0.version += 1
+            return $0.version
+        }
         broadcast(#"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"\#(version)"},"addressType":"","endpoints":null}}"#)
     }
 
@@ -138,7 +144,8 @@ public final class KubernetesAPIDouble: Sendable {
                 let items = state.slices.map { name, object in
                     #"{"metadata":{"name":"\#(name)","resourceVersion":"\#(state.version)"},\#(object)}"#
                 }
-                return #"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"\#(state.version)"},"items":[\#(items.joined(separator: ","))]}"#
+                return
+                    #"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"\#(state.version)"},"items":[\#(items.joined(separator: ","))]}"#
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
@@ -159,20 +166,20 @@ public final class KubernetesAPIDouble: Sendable {
         let ca = Data(certificatePEM.utf8).base64EncodedString()
         let token = state.withLock { $0.token }
         return """
-        apiVersion: v1
-        kind: Config
-        current-context: double
-        contexts:
-        - name: double
-          context: {cluster: double, user: test, namespace: peat}
-        clusters:
-        - name: double
-          cluster:
-            server: https://127.0.0.1:\(port)
-            certificate-authority-data: \(ca)
-        users:
-        - name: test
-          user: {token: \(token)}
-        """
+            apiVersion: v1
+            kind: Config
+            current-context: double
+            contexts:
+            - name: double
+              context: {cluster: double, user: test, namespace: peat}
+            clusters:
+            - name: double
+              cluster:
+                server: https://127.0.0.1:\(port)
+                certificate-authority-data: \(ca)
+            users:
+            - name: test
+              user: {token: \(token)}
+            """
     }
 }

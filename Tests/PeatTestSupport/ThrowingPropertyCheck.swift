@@ -13,9 +13,11 @@ public func throwingPropertyCheck<InputValue, ResultValue>(
     isolation: isolated (any Actor)? = #isolation,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async {
-    await propertyCheck(count: count, input: input, perform: { value in
-        do { try await body(value) } catch { Issue.record(error, sourceLocation: sourceLocation) }
-    }, isolation: isolation, sourceLocation: sourceLocation)
+    await propertyCheck(
+        count: count, input: input,
+        perform: { value in
+            do { try await body(value) } catch { Issue.record(error, sourceLocation: sourceLocation) }
+        }, isolation: isolation, sourceLocation: sourceLocation)
 }
 
 /// `throwingPropertyCheck` over two generators.
@@ -27,8 +29,9 @@ public func throwingPropertyCheck<InA, InB, OutA, OutB>(
     isolation: isolated (any Actor)? = #isolation,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async {
-    await throwingPropertyCheck(count: count, input: zip(g0, g1), perform: { try await body($0.0, $0.1) },
-                                isolation: isolation, sourceLocation: sourceLocation)
+    await throwingPropertyCheck(
+        count: count, input: zip(g0, g1), perform: { try await body($0.0, $0.1) },
+        isolation: isolation, sourceLocation: sourceLocation)
 }
 
 /// `throwingPropertyCheck` over three generators.
@@ -41,8 +44,9 @@ public func throwingPropertyCheck<InA, InB, InC, OutA, OutB, OutC>(
     isolation: isolated (any Actor)? = #isolation,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async {
-    await throwingPropertyCheck(count: count, input: zip(g0, g1, g2), perform: { try await body($0.0, $0.1, $0.2) },
-                                isolation: isolation, sourceLocation: sourceLocation)
+    await throwingPropertyCheck(
+        count: count, input: zip(g0, g1, g2), perform: { try await body($0.0, $0.1, $0.2) },
+        isolation: isolation, sourceLocation: sourceLocation)
 }
 
 /// `throwingPropertyCheck` over four generators.
@@ -56,6 +60,7 @@ public func throwingPropertyCheck<InA, InB, InC, InD, OutA, OutB, OutC, OutD>(
     isolation: isolated (any Actor)? = #isolation,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async {
-    await throwingPropertyCheck(count: count, input: zip(g0, g1, g2, g3), perform: { try await body($0.0, $0.1, $0.2, $0.3) },
-                                isolation: isolation, sourceLocation: sourceLocation)
+    await throwingPropertyCheck(
+        count: count, input: zip(g0, g1, g2, g3), perform: { try await body($0.0, $0.1, $0.2, $0.3) },
+        isolation: isolation, sourceLocation: sourceLocation)
 }

@@ -1,5 +1,6 @@
 import PeatIdentity
 import Testing
+
 @testable import PeatTransport
 
 struct SimultaneousDialPolicyTests {
@@ -14,20 +15,22 @@ struct SimultaneousDialPolicyTests {
         // The high device's view of the same two connections, in the other arrival order.
         let highKeepsNew = policy.newReplacesExisting(
             existingRole: .responder, existingAge: .milliseconds(10), newRole: .initiator, local: Self.high, peer: Self.low)
-        #expect(lowKeepsNew)   // low keeps the connection it initiated
-        #expect(!highKeepsNew) // high keeps its inbound connection: the one low initiated
+        #expect(lowKeepsNew)  // low keeps the connection it initiated
+        #expect(!highKeepsNew)  // high keeps its inbound connection: the one low initiated
     }
 
     @Test func aLateConnectionReplacesAStaleOne() {
         let policy = SimultaneousDialPolicy(window: .seconds(5))
-        #expect(policy.newReplacesExisting(
-            existingRole: .initiator, existingAge: .seconds(60), newRole: .responder, local: Self.low, peer: Self.high))
+        #expect(
+            policy.newReplacesExisting(
+                existingRole: .initiator, existingAge: .seconds(60), newRole: .responder, local: Self.low, peer: Self.high))
     }
 
     @Test func equallyPreferredConnectionsKeepTheNewest() {
         let policy = SimultaneousDialPolicy(window: .seconds(5))
-        #expect(policy.newReplacesExisting(
-            existingRole: .initiator, existingAge: .seconds(1), newRole: .initiator, local: Self.low, peer: Self.high))
+        #expect(
+            policy.newReplacesExisting(
+                existingRole: .initiator, existingAge: .seconds(1), newRole: .initiator, local: Self.low, peer: Self.high))
     }
 }
 
@@ -35,7 +38,9 @@ struct ReconnectBackoffTests {
     @Test func delaysGrowExponentiallyWithJitterUpToTheMaximum() {
         var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(2))
         var generator = SystemRandomNumberGenerator()
-        var ceilings: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2)]
+        var ceilings: [Duration] = [
+            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .seconds(2), .seconds(2),
+        ]
         for ceiling in ceilings {
             let delay = backoff.nextDelay(using: &generator)
             #expect(delay <= ceiling)

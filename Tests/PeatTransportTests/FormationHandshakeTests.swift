@@ -1,5 +1,6 @@
 import PeatIdentity
 import Testing
+
 @testable import PeatTransport
 
 struct FormationHandshakeTests {
@@ -63,19 +64,23 @@ struct FormationHandshakeTests {
         var a = Self.side(.initiator, name: "a")
         let other = DeviceKeypair.generate().publicKey
         guard case .fail(.alpnMismatch, _) = a.machine.tlsHandshakeCompleted(negotiatedProtocol: nil, peerKey: other) else {
-            Issue.record("no ALPN must fail"); return
+            Issue.record("no ALPN must fail")
+            return
         }
         var b = Self.side(.initiator, name: "b")
         guard case .fail(.alpnMismatch, _) = b.machine.tlsHandshakeCompleted(negotiatedProtocol: "h2", peerKey: other) else {
-            Issue.record("wrong ALPN must fail"); return
+            Issue.record("wrong ALPN must fail")
+            return
         }
         var c = Self.side(.initiator, name: "c")
         guard case .fail(.handshakeFailed, _) = c.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: nil) else {
-            Issue.record("no key must fail"); return
+            Issue.record("no key must fail")
+            return
         }
         var d = Self.side(.initiator, name: "d")
         guard case .fail(.handshakeFailed, _) = d.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: d.keypair.publicKey) else {
-            Issue.record("a connection to ourselves must fail"); return
+            Issue.record("a connection to ourselves must fail")
+            return
         }
     }
 
@@ -84,11 +89,13 @@ struct FormationHandshakeTests {
         var a = Self.side(.initiator, expecting: expected, name: "peat-mesh-0")
         let impostor = DeviceKeypair.fromSeed(Self.secret, context: "peat-mesh-1")
         guard case .fail(.unexpectedIdentity, _) = a.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: impostor.publicKey) else {
-            Issue.record("an unexpected identity must fail"); return
+            Issue.record("an unexpected identity must fail")
+            return
         }
         var ok = Self.side(.initiator, expecting: impostor.deviceID, name: "peat-mesh-0")
         guard case .send(let hello) = ok.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: impostor.publicKey) else {
-            Issue.record("the expected identity must pass"); return
+            Issue.record("the expected identity must pass")
+            return
         }
         #expect(hello.kind == .hello && hello.payload.count == 32)
     }
@@ -98,7 +105,8 @@ struct FormationHandshakeTests {
         var a = Self.side(.responder, name: "a")
         _ = a.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: DeviceKeypair.generate().publicKey)
         guard case .fail(.protocolViolation, _) = a.machine.received(Frame(kind: kind, payload: [UInt8](repeating: 0, count: 32))) else {
-            Issue.record("\(kind) before hello must fail"); return
+            Issue.record("\(kind) before hello must fail")
+            return
         }
         #expect(!a.machine.isAuthenticated)
     }
@@ -108,17 +116,22 @@ struct FormationHandshakeTests {
         let b = DeviceKeypair.fromSeed(Self.secret, context: "b")
         _ = a.machine.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: b.publicKey)
         guard case .send(let ourProof) = a.machine.received(Frame(kind: .hello, payload: [UInt8](repeating: 1, count: 32))) else {
-            Issue.record("expected a proof"); return
+            Issue.record("expected a proof")
+            return
         }
         // An attacker without the secret echoes our own proof back.
         guard case .fail(.notFormationMember, _) = a.machine.received(ourProof) else {
-            Issue.record("a reflected proof must fail"); return
+            Issue.record("a reflected proof must fail")
+            return
         }
     }
 
     @Test func timesOutUntilAuthenticated() {
         var a = Self.side(.initiator, name: "a")
-        guard case .fail(.handshakeTimeout, _) = a.machine.timedOut() else { Issue.record("must time out"); return }
+        guard case .fail(.handshakeTimeout, _) = a.machine.timedOut() else {
+            Issue.record("must time out")
+            return
+        }
         var b = Self.side(.initiator, name: "b")
         var c = Self.side(.responder, name: "c")
         _ = Self.run(&b, &c)

@@ -2,6 +2,7 @@ import PeatIdentity
 import PeatTransportTesting
 import ServiceLifecycle
 import Testing
+
 @testable import PeatTransport
 
 /// Both transports run the seam's conformance suite (`PeatTransportTesting`, the one embedders run).

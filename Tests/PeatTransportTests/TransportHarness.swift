@@ -3,6 +3,7 @@ import MetricsTestKit
 import NIOCore
 import PeatIdentity
 import Testing
+
 @testable import PeatTransport
 
 /// Real transports on loopback for tests: each on its own free port, running in a task group.

@@ -5,7 +5,7 @@ No cluster, no Docker, no internet: the chart is rendered (deploy/verify/chart_c
 every pod of the StatefulSet runs the real `peat-mesh-node` binary
 
 - in its own network namespace, joined by a veth pair to a Linux bridge that lives in a dedicated
-  "switch" namespace (nothing is added to the root namespace's network), address 10.88.<r>.10+;
+  "switch" namespace (nothing is added to the root namespace's network), address 203.0.113.10+ (TEST-NET-3);
 - with the container's environment exactly as rendered (plain values, secretKeyRef resolved from
   the rendered Secret, fieldRef per pod, $(VAR) expansion), the image's ENV/USER from
   deploy/Dockerfile, HOSTNAME and the KUBERNETES_SERVICE_* variables a kubelet sets, nothing else;
@@ -182,7 +182,7 @@ class Network:
     def __init__(self, prefix: str, report: Report) -> None:
         self.prefix = prefix
         self.tag = secrets.token_hex(2)
-        self.subnet = f"10.88.{random.randint(1, 254)}"
+        self.subnet = "203.0.113"  # TEST-NET-3 (RFC 5737), never a private range; its namespaces see nothing else
         self.switch = f"{prefix}-switch"
         self.namespaces: list[str] = []
         self.veths = 0

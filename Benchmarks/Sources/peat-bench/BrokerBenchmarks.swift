@@ -1,9 +1,10 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Hummingbird
 import PeatBroker
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// GET of a 1 KiB document through the broker against a bare Hummingbird route returning the
 /// same bytes, both loaded by `wrk` on loopback in the same run.
@@ -17,14 +18,19 @@ enum BrokerBenchmarks {
         }
         let document: [String: JSONValue] = ["payload": .string(String(repeating: "p", count: 1000)), "seq": .int(7)]
         let state = OneDocumentState(document: document)
-        let body = try JSONEncoder().encode(JSONValue.object([
-            "collection": .string("beacons"), "id": .string("b1"), "document": .object(document),
-        ]))
+        let body = try JSONEncoder().encode(
+            JSONValue.object([
+                "collection": .string("beacons"), "id": .string("b1"), "document": .object(document),
+            ]))
 
         var ours = 0.0
         var bare = 0.0
         for round in 0..<2 {
-            let runOurs = { try await serve(Broker(state: state, configuration: .init(host: "127.0.0.1", port: 18_781)).makeApplication(), port: 18_781, path: "/api/v1/documents/beacons/b1") }
+            let runOurs = {
+                try await serve(
+                    Broker(state: state, configuration: .init(host: "127.0.0.1", port: 18_781)).makeApplication(), port: 18_781,
+                    path: "/api/v1/documents/beacons/b1")
+            }
             let runBare = { try await serve(bareApplication(body: body, port: 18_782), port: 18_782, path: "/api/v1/documents/beacons/b1") }
             if round == 0 {
                 ours = max(ours, try await runOurs())
@@ -34,7 +40,9 @@ enum BrokerBenchmarks {
                 ours = max(ours, try await runOurs())
             }
         }
-        emit(#"RESULT {"workload":"broker_get_1KiB","ours_requests_per_s":\#(Int(ours)),"baseline":"bare Hummingbird route, same bytes","baseline_requests_per_s":\#(Int(bare)),"ratio":\#(((ours / bare) * 1000).rounded() / 1000),"load":"wrk -t2 -c32 -d\#(duration)s"}"#)
+        emit(
+            #"RESULT {"workload":"broker_get_1KiB","ours_requests_per_s":\#(Int(ours)),"baseline":"bare Hummingbird route, same bytes","baseline_requests_per_s":\#(Int(bare)),"ratio":\#(((ours / bare) * 1000).rounded() / 1000),"load":"wrk -t2 -c32 -d\#(duration)s"}"#
+        )
     }
 
     static func bareApplication(body: Data, port: Int) -> some ApplicationProtocol {
@@ -89,7 +97,8 @@ enum BrokerBenchmarks {
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") }),
-              let value = Double(line.split(separator: " ").last ?? "") else { return 0 }
+            let value = Double(line.split(separator: " ").last ?? "")
+        else { return 0 }
         return value
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import PeatCRDT
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `peat-bench crdt <workload>`: the CRDT workloads of `shared/bench/WORKLOADS.md`, run against
@@ -18,8 +19,8 @@ enum CRDTBenchmarks {
     static let version = "peat-crdt 0.1"
     static let workloads = ["map_churn", "concurrent_merge", "text_trace", "small_docs"]
 
-    static let mapCount = 100_000       // map_churn: number of sets (common.py MAP_N)
-    static let concKeyspace = 5_000     // concurrent_merge: keys k0..k4999
+    static let mapCount = 100_000  // map_churn: number of sets (common.py MAP_N)
+    static let concKeyspace = 5_000  // concurrent_merge: keys k0..k4999
 
     static func run(_ arguments: [String]) {
         guard arguments.count == 1, let workload = arguments.first, workloads.contains(workload) else {
@@ -45,10 +46,11 @@ enum CRDTBenchmarks {
         let keys = (0..<mapCount).map { "key_\($0)" }
         let base = maxRSSKilobytes()
         let a = Document(actor: actor(0))
-        let c0 = cpuTime(), t0 = now()
+        let c0 = cpuTime()
+        let t0 = now()
         for (i, key) in keys.enumerated() {
             try a.put(.root, key, .int(Int64(i)))
-            a.commit()                                  // one change per set
+            a.commit()  // one change per set
         }
         let t1 = now()
         let snapshot = a.save()
@@ -56,14 +58,16 @@ enum CRDTBenchmarks {
         let b = try Document(loading: snapshot, actor: actor(1))
         let count = b.count(.root)
         let last = b.get(.root, keys[mapCount - 1])
-        let ok = count == mapCount && last == .scalar(.int(Int64(mapCount - 1)))   // read inside the timing
+        let ok = count == mapCount && last == .scalar(.int(Int64(mapCount - 1)))  // read inside the timing
         let t3 = now()
         let c3 = cpuTime()
         if !ok { note("map_churn: replica B has \(count) keys (want \(mapCount)); \(keys[mapCount - 1]) = \(String(describing: last))") }
-        finish("map_churn", ok: ok, [
-            ("ops_s", .d(t1 - t0)), ("encode_s", .d(t2 - t1)), ("apply_s", .d(t3 - t2)),
-            ("total_s", .d(t3 - t0)), ("cpu_s", .d(c3 - c0)), ("bytes", .i(snapshot.count)),
-        ], base: base)
+        finish(
+            "map_churn", ok: ok,
+            [
+                ("ops_s", .d(t1 - t0)), ("encode_s", .d(t2 - t1)), ("apply_s", .d(t3 - t2)),
+                ("total_s", .d(t3 - t0)), ("cpu_s", .d(c3 - c0)), ("bytes", .i(snapshot.count)),
+            ], base: base)
     }
 
     /// A applies conc_a, B applies conc_b (one change per set); each encodes what the other misses
@@ -75,7 +79,8 @@ enum CRDTBenchmarks {
         let base = maxRSSKilobytes()
         let a = Document(actor: actor(0))
         let b = Document(actor: actor(1))
-        let c0 = cpuTime(), t0 = now()
+        let c0 = cpuTime()
+        let t0 = now()
         for (key, value) in aOps {
             try a.put(.root, key, .int(value))
             a.commit()
@@ -91,7 +96,7 @@ enum CRDTBenchmarks {
         guard let deltaBA = b.encodeChanges(since: versionA) else { fail("concurrent_merge: b.encodeChanges(since:) returned nil", status: 1) }
         try b.applyChanges(deltaAB)
         try a.applyChanges(deltaBA)
-        let sizes = (a.count(.root), b.count(.root))    // read inside the timed region
+        let sizes = (a.count(.root), b.count(.root))  // read inside the timed region
         let t2 = now()
         let c2 = cpuTime()
         // Convergence: identical keys and values, 5,000 keys (outside the timing, as the peers do).
@@ -103,17 +108,20 @@ enum CRDTBenchmarks {
         }
         let ok = keysA == keysB && differing.isEmpty && keysA.count == concKeyspace && sizes == (concKeyspace, concKeyspace)
         if !ok {
-            var detail = "concurrent_merge: not converged: sizes \(sizes), keys \(keysA.count)/\(keysB.count) (equal: \(keysA == keysB)), \(differing.count) values differ"
+            var detail =
+                "concurrent_merge: not converged: sizes \(sizes), keys \(keysA.count)/\(keysB.count) (equal: \(keysA == keysB)), \(differing.count) values differ"
             if let key = differing.first {
                 detail += "; first \(key): A \(String(describing: a.get(.root, key))) B \(String(describing: b.get(.root, key)))"
             }
             note(detail)
         }
         let full = a.save()
-        finish("concurrent_merge", ok: ok, [
-            ("ops_s", .d(t1 - t0)), ("sync_s", .d(t2 - t1)), ("total_s", .d(t2 - t0)), ("cpu_s", .d(c2 - c0)),
-            ("delta_ab_bytes", .i(deltaAB.count)), ("delta_ba_bytes", .i(deltaBA.count)), ("bytes", .i(full.count)),
-        ], base: base)
+        finish(
+            "concurrent_merge", ok: ok,
+            [
+                ("ops_s", .d(t1 - t0)), ("sync_s", .d(t2 - t1)), ("total_s", .d(t2 - t0)), ("cpu_s", .d(c2 - c0)),
+                ("delta_ab_bytes", .i(deltaAB.count)), ("delta_ba_bytes", .i(deltaBA.count)), ("bytes", .i(full.count)),
+            ], base: base)
     }
 
     /// Replays every patch of the automerge-paper trace (delete then insert, one change per patch),
@@ -124,10 +132,11 @@ enum CRDTBenchmarks {
         let doc = Document(actor: actor(0))
         let text = try doc.putObject(.root, "text", .text)
         doc.commit()
-        let c0 = cpuTime(), t0 = now()
+        let c0 = cpuTime()
+        let t0 = now()
         for patch in patches {
             try doc.spliceText(text, at: patch.position, deleting: patch.deleteCount, inserting: patch.insert)
-            doc.commit()                                // one change per patch
+            doc.commit()  // one change per patch
         }
         let replayed = doc.text(text)
         let ok1 = replayed == final
@@ -142,10 +151,12 @@ enum CRDTBenchmarks {
         let t3 = now()
         if !ok1 { note("text_trace: replayed text differs from endContent: \(firstDifference(replayed, final))") }
         if !ok2 { note("text_trace: loaded text differs from endContent: \(firstDifference(reloaded, final))") }
-        finish("text_trace", ok: ok1 && ok2, [
-            ("ops_s", .d(t1 - t0)), ("cpu_s", .d(c1 - c0)), ("encode_s", .d(t2 - t1)), ("parse_s", .d(t3 - t2)),
-            ("bytes", .i(snapshot.count)), ("n_patches", .i(patches.count)),
-        ], base: base)
+        finish(
+            "text_trace", ok: ok1 && ok2,
+            [
+                ("ops_s", .d(t1 - t0)), ("cpu_s", .d(c1 - c0)), ("encode_s", .d(t2 - t1)), ("parse_s", .d(t3 - t2)),
+                ("bytes", .i(snapshot.count)), ("n_patches", .i(patches.count)),
+            ], base: base)
     }
 
     /// 10,000 documents of one beacon each (5 fields in the root map, one change), each saved;
@@ -155,15 +166,16 @@ enum CRDTBenchmarks {
         guard let raw = inputs["beacons"] as? [Any] else { throw BenchInputError("inputs: no beacons list") }
         let beacons = try raw.map { entry throws -> Beacon in
             guard let o = entry as? [String: Any], let id = o["id"] as? String,
-                  let lat = o["lat"] as? NSNumber, let lon = o["lon"] as? NSNumber,
-                  let alt = o["alt"] as? NSNumber, let ts = o["ts"] as? NSNumber
+                let lat = o["lat"] as? NSNumber, let lon = o["lon"] as? NSNumber,
+                let alt = o["alt"] as? NSNumber, let ts = o["ts"] as? NSNumber
             else { throw BenchInputError("inputs: malformed beacon \(entry)") }
             return Beacon(id: id, lat: lat.doubleValue, lon: lon.doubleValue, alt: alt.doubleValue, ts: ts.int64Value)
         }
         let writers = beacons.indices.map { actor(UInt64($0) + 2) }
         let reader = actor(1)
         let base = maxRSSKilobytes()
-        let c0 = cpuTime(), t0 = now()
+        let c0 = cpuTime()
+        let t0 = now()
         var blobs: [[UInt8]] = []
         blobs.reserveCapacity(beacons.count)
         for (beacon, writer) in zip(beacons, writers) {
@@ -173,7 +185,7 @@ enum CRDTBenchmarks {
             try doc.put(.root, "lon", .double(beacon.lon))
             try doc.put(.root, "alt", .double(beacon.alt))
             try doc.put(.root, "ts", .int(beacon.ts))
-            doc.commit()                                // one change per document
+            doc.commit()  // one change per document
             blobs.append(doc.save())
         }
         let t1 = now()
@@ -187,10 +199,12 @@ enum CRDTBenchmarks {
         let ok = mismatches == 0
         if !ok { note("small_docs: \(mismatches) loaded documents have the wrong id") }
         let total = blobs.reduce(0) { $0 + $1.count }
-        finish("small_docs", ok: ok, [
-            ("create_encode_s", .d(t1 - t0)), ("decode_s", .d(t2 - t1)), ("total_s", .d(t2 - t0)),
-            ("cpu_s", .d(c2 - c0)), ("bytes", .i(total)), ("bytes_per_doc", .d(Double(total) / Double(blobs.count))),
-        ], base: base)
+        finish(
+            "small_docs", ok: ok,
+            [
+                ("create_encode_s", .d(t1 - t0)), ("decode_s", .d(t2 - t1)), ("total_s", .d(t2 - t0)),
+                ("cpu_s", .d(c2 - c0)), ("bytes", .i(total)), ("bytes_per_doc", .d(Double(total) / Double(blobs.count))),
+            ], base: base)
     }
 
     // MARK: - Inputs
@@ -260,7 +274,7 @@ enum CRDTBenchmarks {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw BenchInputError("gzip -dc \(path) exited \(process.terminationStatus)") }
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let txns = object["txns"] as? [Any], let final = object["endContent"] as? String
+            let txns = object["txns"] as? [Any], let final = object["endContent"] as? String
         else { throw BenchInputError("\(path): no txns / endContent") }
         var patches: [Patch] = []
         patches.reserveCapacity(txns.count)
@@ -268,7 +282,7 @@ enum CRDTBenchmarks {
             guard let t = txn as? [String: Any], let list = t["patches"] as? [Any] else { throw BenchInputError("\(path): malformed txn") }
             for entry in list {
                 guard let p = entry as? [Any], p.count == 3, let pos = p[0] as? NSNumber, let ndel = p[1] as? NSNumber,
-                      let ins = p[2] as? String
+                    let ins = p[2] as? String
                 else { throw BenchInputError("\(path): malformed patch \(entry)") }
                 patches.append(Patch(position: pos.intValue, deleteCount: ndel.intValue, insert: ins))
             }
@@ -311,15 +325,16 @@ enum CRDTBenchmarks {
     static func maxRSSKilobytes() -> Int {
         var usage = rusage()
         #if os(Linux)
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         #else
-        getrusage(RUSAGE_SELF, &usage)
+            getrusage(RUSAGE_SELF, &usage)
         #endif
         return Int(usage.ru_maxrss)
     }
 
     static func firstDifference(_ got: String, _ want: String) -> String {
-        let g = Array(got.unicodeScalars), w = Array(want.unicodeScalars)
+        let g = Array(got.unicodeScalars)
+        let w = Array(want.unicodeScalars)
         var i = 0
         while i < g.count, i < w.count, g[i] == w[i] { i += 1 }
         func around(_ s: [Unicode.Scalar]) -> String {
@@ -338,7 +353,7 @@ enum CRDTBenchmarks {
 
         var json: String {
             switch self {
-            case .s(let v): return v.debugDescription   // ASCII names and versions: a valid JSON string
+            case .s(let v): return v.debugDescription  // ASCII names and versions: a valid JSON string
             case .d(let v): return v.isFinite ? "\(v)" : "null"
             case .i(let v): return "\(v)"
             case .b(let v): return v ? "true" : "false"
@@ -348,7 +363,8 @@ enum CRDTBenchmarks {
 
     /// Prints the RESULT line (fields in the peer scripts' order); exits 1 when a check failed.
     static func finish(_ workload: String, ok: Bool, _ metrics: [(String, Field)], base: Int) {
-        let fields: [(String, Field)] = [("lib", .s(lib)), ("version", .s(version)), ("workload", .s(workload))]
+        let fields: [(String, Field)] =
+            [("lib", .s(lib)), ("version", .s(version)), ("workload", .s(workload))]
             + metrics + [("verified", .b(ok)), ("rss_base_kb", .i(base)), ("peak_rss_kb", .i(maxRSSKilobytes()))]
         emit("RESULT {" + fields.map { "\"\($0.0)\": \($0.1.json)" }.joined(separator: ", ") + "}")
         if !ok { exit(1) }

@@ -20,8 +20,9 @@ enum DiscoveryBenchmarks {
             group.addTask { try await double.application { sink.yield($0) }.runService() }
             var portIterator = ports.makeAsyncIterator()
             guard let port = await portIterator.next() else { return }
-            let client = try HTTPKubernetesAPIClient(configuration: .init(
-                server: "http://127.0.0.1:\(port)", namespace: "peat", token: .fixed("bench"), certificateAuthorityPEM: nil))
+            let client = try HTTPKubernetesAPIClient(
+                configuration: .init(
+                    server: "http://127.0.0.1:\(port)", namespace: "peat", token: .fixed("bench"), certificateAuthorityPEM: nil))
             let discovery = KubernetesDiscovery(client: client)
             group.addTask { try await discovery.run() }
             var events = discovery.events.makeAsyncIterator()
@@ -35,7 +36,9 @@ enum DiscoveryBenchmarks {
                 let elapsed = start.duration(to: .now)
                 latencies.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             }
-            emit(#"RESULT {"workload":"kubernetes_change_to_event","changes":40,"median_ms":\#(ms(percentile(latencies, 0.5))),"p99_ms":\#(ms(percentile(latencies, 0.99))),"target_ms":1000,"original_poll_ms":30000}"#)
+            emit(
+                #"RESULT {"workload":"kubernetes_change_to_event","changes":40,"median_ms":\#(ms(percentile(latencies, 0.5))),"p99_ms":\#(ms(percentile(latencies, 0.99))),"target_ms":1000,"original_poll_ms":30000}"#
+            )
             group.cancelAll()
         }
     }
@@ -61,7 +64,9 @@ enum DiscoveryBenchmarks {
                 group.cancelAll()
             }
         }
-        emit(#"RESULT {"workload":"mdns_new_node_found","rounds":5,"median_ms":\#(ms(percentile(latencies, 0.5))),"max_ms":\#(ms(latencies.max() ?? 0)),"target_ms":2000}"#)
+        emit(
+            #"RESULT {"workload":"mdns_new_node_found","rounds":5,"median_ms":\#(ms(percentile(latencies, 0.5))),"max_ms":\#(ms(latencies.max() ?? 0)),"target_ms":2000}"#
+        )
     }
 }
 
@@ -73,7 +78,8 @@ final class SliceDouble: Sendable {
 
     func slice(_ pods: [String], _ version: Int) -> String {
         let endpoints = pods.enumerated().map { #"{"addresses":["10.0.0.\#($0.offset + 1)"],"targetRef":{"kind":"Pod","name":"\#($0.element)"}}"# }
-        return #"{"metadata":{"name":"s","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))],"ports":[{"name":"sync","port":11204}]}"#
+        return
+            #"{"metadata":{"name":"s","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))],"ports":[{"name":"sync","port":11204}]}"#
     }
 
     func setPods(_ pods: [String]) {

@@ -23,7 +23,9 @@ func throughput(seconds: Double = 1.0, _ body: () -> Void) -> Double {
 
 func report(_ workload: String, ours: Double, baseline: String, baselinePerSecond: Double) {
     let ratio = ours / baselinePerSecond
-    emit(#"RESULT {"workload":"\#(workload)","ours_per_s":\#(Int(ours)),"baseline":"\#(baseline)","baseline_per_s":\#(Int(baselinePerSecond)),"ratio":\#((ratio * 1000).rounded() / 1000)}"#)
+    emit(
+        #"RESULT {"workload":"\#(workload)","ours_per_s":\#(Int(ours)),"baseline":"\#(baseline)","baseline_per_s":\#(Int(baselinePerSecond)),"ratio":\#((ratio * 1000).rounded() / 1000)}"#
+    )
 }
 
 @inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }

@@ -92,7 +92,9 @@ enum StorageBenchmarks {
     }
 
     static func report(_ workload: String, ours: Double, raw: Double) {
-        emit(#"RESULT {"workload":"\#(workload)","ours_per_s":\#(Int(ours)),"baseline":"raw LMDB C API","baseline_per_s":\#(Int(raw)),"ratio":\#(((ours / raw) * 1000).rounded() / 1000)}"#)
+        emit(
+            #"RESULT {"workload":"\#(workload)","ours_per_s":\#(Int(ours)),"baseline":"raw LMDB C API","baseline_per_s":\#(Int(raw)),"ratio":\#(((ours / raw) * 1000).rounded() / 1000)}"#
+        )
     }
 }
 

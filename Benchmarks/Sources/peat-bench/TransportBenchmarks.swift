@@ -25,11 +25,15 @@ enum TransportBenchmarks {
                 bare = min(bare, try await bareThroughput(size: size, count: count))
             }
             let megabytes = Double(size * count) / 1_048_576
-            emit(#"RESULT {"workload":"transport_throughput_\#(size)B","frames":\#(count),"ours_frames_per_s":\#(Int(Double(count) / ours)),"ours_mb_per_s":\#(Int(megabytes / ours)),"baseline":"bare swift-nio-ssl TLS 1.3","baseline_frames_per_s":\#(Int(Double(count) / bare)),"baseline_mb_per_s":\#(Int(megabytes / bare)),"ratio":\#(((bare / ours) * 1000).rounded() / 1000)}"#)
+            emit(
+                #"RESULT {"workload":"transport_throughput_\#(size)B","frames":\#(count),"ours_frames_per_s":\#(Int(Double(count) / ours)),"ours_mb_per_s":\#(Int(megabytes / ours)),"baseline":"bare swift-nio-ssl TLS 1.3","baseline_frames_per_s":\#(Int(Double(count) / bare)),"baseline_mb_per_s":\#(Int(megabytes / bare)),"ratio":\#(((bare / ours) * 1000).rounded() / 1000)}"#
+            )
         }
         let oursHandshake = try await oursHandshakes(count: 200)
         let bareHandshake = try await bareHandshakes(count: 200)
-        emit(#"RESULT {"workload":"transport_handshake","ours_ms":\#(milliseconds(oursHandshake)),"baseline":"bare TLS 1.3 handshake","baseline_ms":\#(milliseconds(bareHandshake)),"ratio":\#(((bareHandshake / oursHandshake) * 1000).rounded() / 1000)}"#)
+        emit(
+            #"RESULT {"workload":"transport_handshake","ours_ms":\#(milliseconds(oursHandshake)),"baseline":"bare TLS 1.3 handshake","baseline_ms":\#(milliseconds(bareHandshake)),"ratio":\#(((bareHandshake / oursHandshake) * 1000).rounded() / 1000)}"#
+        )
     }
 
     static func milliseconds(_ seconds: Double) -> Double { (seconds * 100_000).rounded() / 100 }
@@ -64,7 +68,10 @@ enum TransportBenchmarks {
                         var received = 0
                         for try await _ in frames {
                             received += 1
-                            if received == count { try await writer.send([1]); break }
+                            if received == count {
+                                try await writer.send([1])
+                                break
+                            }
                         }
                     }
                     return
@@ -143,7 +150,8 @@ enum TransportBenchmarks {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: "127.0.0.1", port: 0) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context) { _, promise in promise.succeed(.certificateVerified) })
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLServerHandler(context: context) { _, promise in promise.succeed(.certificateVerified) })
                     return try ByteChannel(wrappingChannelSynchronously: channel)
                 }
             }
@@ -190,7 +198,10 @@ enum TransportBenchmarks {
                             var received = 0
                             for try await buffer in bytes {
                                 received += buffer.readableBytes
-                                if received >= size * count { try await writer.write(ByteBuffer(bytes: [1])); break }
+                                if received >= size * count {
+                                    try await writer.write(ByteBuffer(bytes: [1]))
+                                    break
+                                }
                             }
                         }
                         return

@@ -137,8 +137,8 @@ struct ChangeBatchEncoder {
         while i + n < changes.count {
             let c = changes[i + n]
             guard Self.isSimple(c), c.actor == first.actor, c.seq == previous.seq + 1, c.startOp == previous.startOp + 1,
-                  c.ops[0].insert, c.ops[0].obj == first.ops[0].obj, case .text(_, 1) = c.ops[0].action,
-                  c.ops[0].key == .seq(OpID(counter: previous.startOp, actor: first.actor))
+                c.ops[0].insert, c.ops[0].obj == first.ops[0].obj, case .text(_, 1) = c.ops[0].action,
+                c.ops[0].key == .seq(OpID(counter: previous.startOp, actor: first.actor))
             else { break }
             previous = c
             n += 1
@@ -149,7 +149,7 @@ struct ChangeBatchEncoder {
     private func deleteRun(_ changes: [StoredChange], from i: Int) -> (Int, Int64)? {
         let first = changes[i]
         guard Self.isSimple(first), !first.ops[0].insert, case .delete = first.ops[0].action,
-              case .seq(let t0) = first.ops[0].key, first.ops[0].pred == .one(t0), i + 1 < changes.count
+            case .seq(let t0) = first.ops[0].key, first.ops[0].pred == .one(t0), i + 1 < changes.count
         else { return nil }
         var n = 1
         var previous = first
@@ -158,8 +158,8 @@ struct ChangeBatchEncoder {
         while i + n < changes.count {
             let c = changes[i + n]
             guard Self.isSimple(c), c.actor == first.actor, c.seq == previous.seq + 1, c.startOp == previous.startOp + 1,
-                  !c.ops[0].insert, c.ops[0].obj == first.ops[0].obj, case .delete = c.ops[0].action,
-                  case .seq(let t) = c.ops[0].key, c.ops[0].pred == .one(t), t.actor == t0.actor
+                !c.ops[0].insert, c.ops[0].obj == first.ops[0].obj, case .delete = c.ops[0].action,
+                case .seq(let t) = c.ops[0].key, c.ops[0].pred == .one(t), t.actor == t0.actor
             else { break }
             let s = Int64(bitPattern: t.counter &- previousTarget.counter)
             if let step, s != step { break }
@@ -176,8 +176,9 @@ struct ChangeBatchEncoder {
     private mutating func appendRun(_ run: ArraySlice<StoredChange>, kind: ChangeBatch.Kind, tail: (inout ByteWriter) -> Void) {
         let first = run.first!
         for c in run { register(c.ops[0]) }
-        prefix(kind: kind, actor: first.actor, seq: first.seq, startOp: first.startOp, extraFlags: 0,
-               times: ArraySlice(run.map(\.time)), count: run.count)
+        prefix(
+            kind: kind, actor: first.actor, seq: first.seq, startOp: first.startOp, extraFlags: 0,
+            times: ArraySlice(run.map(\.time)), count: run.count)
         let map = mapper()
         OpCodec.writeID(first.ops[0].obj, own: first.startOp, actor: map, into: &body)
         guard case .seq(let key) = first.ops[0].key else { return }
@@ -207,8 +208,9 @@ struct ChangeBatchEncoder {
         var flags: UInt8 = 0
         if !deps.isEmpty || !c.externalDeps.isEmpty { flags |= ChangeBatch.hasDeps }
         if c.ops.count == 1 { flags |= ChangeBatch.singleOp }
-        prefix(kind: .change, actor: c.actor, seq: c.seq, startOp: c.startOp, extraFlags: flags,
-                   times: [c.time], count: nil)
+        prefix(
+            kind: .change, actor: c.actor, seq: c.seq, startOp: c.startOp, extraFlags: flags,
+            times: [c.time], count: nil)
         if flags & ChangeBatch.hasDeps != 0 {
             body.uleb(deps.count + c.externalDeps.count)
             for d in deps {
@@ -389,8 +391,10 @@ struct ChangeBatchDecoder {
                     guard own < UInt64.max / 2 else { throw ByteReader.malformed("op id out of range") }
                     ops.append(op)
                 }
-                try body(DecodedChange(actor: actor, seq: seq, startOp: startOp, time: time(0), deps: deps,
-                                       externalDeps: external, ops: ops))
+                try body(
+                    DecodedChange(
+                        actor: actor, seq: seq, startOp: startOp, time: time(0), deps: deps,
+                        externalDeps: external, ops: ops))
                 lastSeq[Int(actor)] = seq
                 previousEnd = own
             case .textRun:
@@ -402,10 +406,13 @@ struct ChangeBatchDecoder {
                 for scalar in text.unicodeScalars {
                     guard i < count else { throw ByteReader.malformed("text run longer than its count") }
                     let own = startOp + UInt64(i)
-                    let op = Op(obj: obj, key: .seq(reference), insert: true,
-                                action: .text(String(scalar), width: 1), pred: .none)
-                    try body(DecodedChange(actor: actor, seq: seq + UInt64(i), startOp: own, time: time(i),
-                                           deps: [], externalDeps: [], ops: [op]))
+                    let op = Op(
+                        obj: obj, key: .seq(reference), insert: true,
+                        action: .text(String(scalar), width: 1), pred: .none)
+                    try body(
+                        DecodedChange(
+                            actor: actor, seq: seq + UInt64(i), startOp: own, time: time(i),
+                            deps: [], externalDeps: [], ops: [op]))
                     reference = OpID(counter: own, actor: actor)
                     i += 1
                 }
@@ -424,8 +431,10 @@ struct ChangeBatchDecoder {
                     guard target > 0, target < own else { throw ByteReader.malformed("delete target out of range") }
                     let t = OpID(counter: target, actor: first.actor)
                     let op = Op(obj: obj, key: .seq(t), insert: false, action: .delete, pred: .one(t))
-                    try body(DecodedChange(actor: actor, seq: seq + UInt64(i), startOp: own, time: time(i),
-                                           deps: [], externalDeps: [], ops: [op]))
+                    try body(
+                        DecodedChange(
+                            actor: actor, seq: seq + UInt64(i), startOp: own, time: time(i),
+                            deps: [], externalDeps: [], ops: [op]))
                     target = UInt64(bitPattern: Int64(bitPattern: target) &+ step)
                 }
                 lastSeq[Int(actor)] = seq + UInt64(count) - 1

@@ -81,7 +81,10 @@ enum LZCompression {
             let literals = try r.raw(lit)
             out.withUnsafeMutableBufferPointer { dst in
                 var k = n
-                for b in literals { dst[k] = b; k += 1 }
+                for b in literals {
+                    dst[k] = b
+                    k += 1
+                }
             }
             n += lit
             if n == size { break }

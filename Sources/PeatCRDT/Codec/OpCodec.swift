@@ -119,7 +119,8 @@ enum OpCodec {
         let insert = header & 0x10 != 0
         let obj: OpID = header & 0x40 != 0 ? .zero : try readID(own: own, actorCount: actorCount, from: &r)
         if header & 0x40 == 0, obj.isZero { throw ByteReader.malformed("non-root object with a zero id") }
-        let key: OpKey = header & 0x20 != 0
+        let key: OpKey =
+            header & 0x20 != 0
             ? .seq(try readID(own: own, actorCount: actorCount, from: &r))
             : .map(try r.string())
         var pred = Pred.none

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// DNS-SD over multicast DNS (RFC 6762/6763): announces this node as `<node_id>._peat._tcp.local.`
 /// (SRV, TXT `node_id`/`device_id`, A), browses for the others, answers queries, expires records by
@@ -74,7 +75,8 @@ public final class MDNSDiscovery: DiscoveryStrategy {
     public func run() async throws {
         defer { continuation.finish() }
         let group = try SocketAddress(ipAddress: "224.0.0.251", port: configuration.mdnsPort)
-        let reusePort = ChannelOptions.Types.SocketOption(level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
+        let reusePort = ChannelOptions.Types.SocketOption(
+            level: NIOBSDSocket.OptionLevel(rawValue: SOL_SOCKET), name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT))
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(reusePort, value: 1)
@@ -123,7 +125,10 @@ public final class MDNSDiscovery: DiscoveryStrategy {
                         for try await datagram in inbound {
                             guard let message = try? DNSMessage.decode(Array(datagram.data.readableBytesView)) else { continue }
                             if !message.isResponse {
-                                if message.questions.contains(where: { $0.name.lowercased() == self.configuration.serviceType.lowercased() || $0.name.lowercased() == self.instanceName.lowercased() }) {
+                                if message.questions.contains(where: {
+                                    $0.name.lowercased() == self.configuration.serviceType.lowercased()
+                                        || $0.name.lowercased() == self.instanceName.lowercased()
+                                }) {
                                     try await send(self.announcement(ttl: self.configuration.ttl))
                                 }
                                 continue
@@ -217,7 +222,10 @@ struct MDNSCache {
                 if record.ttl == 0 { instances[key] = nil } else { instances[key, default: Instance(expires: expires)].expires = expires }
             case .srv(_, _, let port, let target) where name.hasSuffix("." + serviceType.lowercased()):
                 guard name != ownInstance.lowercased() else { continue }
-                if record.ttl == 0 { instances[name] = nil; continue }
+                if record.ttl == 0 {
+                    instances[name] = nil
+                    continue
+                }
                 var instance = instances[name] ?? Instance(expires: expires)
                 instance.target = target.lowercased()
                 instance.port = Int(port)
@@ -258,7 +266,8 @@ struct MDNSCache {
     func peers() -> [PeerInfo] {
         instances.compactMap { name, instance in
             guard let target = instance.target, let port = instance.port,
-                  let addresses = hosts[target]?.addresses, !addresses.isEmpty else { return nil }
+                let addresses = hosts[target]?.addresses, !addresses.isEmpty
+            else { return nil }
             let nodeID = instance.txt["node_id"] ?? String(name.prefix { $0 != "." })
             var metadata = instance.txt
             metadata["node_id"] = nil

@@ -237,16 +237,18 @@ final class DocumentRepository {
             digests.append(digest)
             let bytes = StoredEnvelope.encode(mode: mode, digest: digest, body: entry.document.save())
             // The expected version guards against another writer of the same store.
-            operations.append(Self.isDeleted(entry.document)
-                ? .tombstone(key, bytes, ifVersion: entry.version)
-                : .put(key, bytes, ifVersion: entry.version))
+            operations.append(
+                Self.isDeleted(entry.document)
+                    ? .tombstone(key, bytes, ifVersion: entry.version)
+                    : .put(key, bytes, ifVersion: entry.version))
         }
         let written: [StoredDocument]
         do {
-            let storeOrigin: ChangeOrigin = switch origin {
-            case .local: .local
-            case .peer(let nodeID): .remote(peer: nodeID)
-            }
+            let storeOrigin: ChangeOrigin =
+                switch origin {
+                case .local: .local
+                case .peer(let nodeID): .remote(peer: nodeID)
+                }
             written = try store.apply(operations, origin: storeOrigin)
         } catch {
             for (key, _) in items { cache.remove(key) }
@@ -269,7 +271,9 @@ final class DocumentRepository {
             logger.warning("Compaction cannot scan a collection collection=\(collection)", metadata: ["reason": "\(error.message)"])
             return ([], 0, 0)
         }
-        var compacted: [DocumentKey] = [], before = 0, after = 0
+        var compacted: [DocumentKey] = []
+        var before = 0
+        var after = 0
         for key in keys {
             do {
                 guard let entry = try load(key), entry.version > 0 else { continue }
@@ -297,7 +301,8 @@ final class DocumentRepository {
             logger.warning("Cannot scan a collection for its history window", metadata: ["doc.collection": "\(collection)", "reason": "\(error.message)"])
             return ([], 0)
         }
-        var changed: [DocumentKey] = [], changes = 0
+        var changed: [DocumentKey] = []
+        var changes = 0
         for key in keys {
             do {
                 guard let entry = try load(key) else { continue }

@@ -129,7 +129,8 @@ struct PeerRegistry {
             lostDevice = device
         }
         // A peer that dialled in under this node ID is the same peer, whatever discovery knew of it.
-        let device = lostDevice.flatMap { peers[$0]?.session == nil ? nil : $0 }
+        let device =
+            lostDevice.flatMap { peers[$0]?.session == nil ? nil : $0 }
             ?? peers.first { $0.value.session?.machine.peerNodeID == nodeID }?.key
         guard let device, let session = peers[device]?.session else {
             if let lostDevice { removeIfUnused(lostDevice) }
@@ -268,20 +269,23 @@ struct PeerRegistry {
         var others: [PeerDirectory.Row] = []
         for (device, peer) in peers {
             if let session = peer.session {
-                connected.append(.init(
-                    id: session.machine.peerNodeID ?? peer.nodeID ?? device.hex, deviceID: device.hex, state: DialState.connected.rawValue,
-                    connection: session.connection, addresses: session.addresses))
+                connected.append(
+                    .init(
+                        id: session.machine.peerNodeID ?? peer.nodeID ?? device.hex, deviceID: device.hex, state: DialState.connected.rawValue,
+                        connection: session.connection, addresses: session.addresses))
             } else if let discovery = peer.discovery {
-                others.append(.init(
-                    id: discovery.info.nodeID, deviceID: device.hex, state: discovery.dial.rawValue, connection: nil,
-                    addresses: Self.addresses(discovery)))
+                others.append(
+                    .init(
+                        id: discovery.info.nodeID, deviceID: device.hex, state: discovery.dial.rawValue, connection: nil,
+                        addresses: Self.addresses(discovery)))
             }
         }
         let connectedIDs = Set(connected.map(\.id))
         for discovery in unresolved.values where !connectedIDs.contains(discovery.info.nodeID) {
-            others.append(.init(
-                id: discovery.info.nodeID, deviceID: discovery.expected?.hex, state: discovery.dial.rawValue, connection: nil,
-                addresses: Self.addresses(discovery)))
+            others.append(
+                .init(
+                    id: discovery.info.nodeID, deviceID: discovery.expected?.hex, state: discovery.dial.rawValue, connection: nil,
+                    addresses: Self.addresses(discovery)))
         }
         return connected.sorted { $0.id < $1.id } + others.sorted { $0.id < $1.id }
     }

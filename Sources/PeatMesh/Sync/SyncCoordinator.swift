@@ -114,7 +114,8 @@ actor SyncCoordinator {
             publish()
             if let session = registry.withSession(id, { $0 }) {
                 let peer = Self.peer(session)
-                logger.info("Peer connected peer=\(peer.id) device_id=\(session.connection.peer.deviceID.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")
+                logger.info(
+                    "Peer connected peer=\(peer.id) device_id=\(session.connection.peer.deviceID.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")
                 broadcaster.yield(.peerConnected(peer))
             }
         case .changed(let keys)?:

@@ -144,7 +144,9 @@ extension SyncSession {
 
         /// Applies the peer's document messages and stores what they changed in one batch; every
         /// document mentioned is queued for an answer.
-        private mutating func receiveDocuments(_ messages: [MeshMessage.DocumentMessage], from nodeID: String, _ repository: DocumentRepository) -> [DocumentKey] {
+        private mutating func receiveDocuments(
+            _ messages: [MeshMessage.DocumentMessage], from nodeID: String, _ repository: DocumentRepository
+        ) -> [DocumentKey] {
             var changed: [(key: DocumentKey, entry: DocumentCache.Entry)] = []
             var seen: Set<DocumentKey> = []
             for message in messages {

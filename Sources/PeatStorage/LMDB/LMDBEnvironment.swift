@@ -1,8 +1,9 @@
 import CLMDB
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A thin, safe wrapper around an LMDB environment: transactions as closures, errors as
 /// `StorageError`, and a map that grows when it fills up.
@@ -139,7 +140,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     static func check(_ status: Int32, _ what: String) throws(StorageError) {
         guard status != 0 else { return }
         let text = String(cString: mdb_strerror(status))
-        let code: StorageError.Code = status == MDB_MAP_FULL ? .mapFull : (status == MDB_VERSION_MISMATCH || status == MDB_INVALID ? .incompatibleFormat : .lmdb)
+        let code: StorageError.Code =
+            status == MDB_MAP_FULL ? .mapFull : (status == MDB_VERSION_MISMATCH || status == MDB_INVALID ? .incompatibleFormat : .lmdb)
         throw StorageError(code: code, message: "LMDB failed \(what): \(text) (\(status))")
     }
 

@@ -38,8 +38,10 @@ struct FormationHandshake {
     let expectedPeer: DeviceID?
     let nonce: [UInt8]
 
-    init(role: MembershipRole, localKey: DevicePublicKey, formationKey: FormationKey, expectedPeer: DeviceID?,
-         nonce: FormationChallenge = .random()) {
+    init(
+        role: MembershipRole, localKey: DevicePublicKey, formationKey: FormationKey, expectedPeer: DeviceID?,
+        nonce: FormationChallenge = .random()
+    ) {
         self.role = role
         self.localKey = localKey
         self.formationKey = formationKey

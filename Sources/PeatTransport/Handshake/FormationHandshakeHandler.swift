@@ -70,7 +70,8 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !handshake.isAuthenticated {
-            let reason = (error as? TransportError)
+            let reason =
+                (error as? TransportError)
                 ?? TransportError(code: .handshakeFailed, message: "the TLS handshake failed", cause: error)
             authenticated.fail(reason)
             context.close(promise: nil)

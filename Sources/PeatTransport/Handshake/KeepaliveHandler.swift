@@ -1,6 +1,6 @@
-import PeatIdentity
 import NIOConcurrencyHelpers
 import NIOCore
+import PeatIdentity
 
 /// Keeps an authenticated connection alive and honest: answers pings, sends a ping when nothing
 /// was written for a while (and once right after authentication), measures round-trip time from
@@ -79,7 +79,8 @@ final class KeepaliveHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let transportError = (error as? TransportError)
+        let transportError =
+            (error as? TransportError)
             ?? TransportError(code: .connectionClosed, message: "the connection failed", cause: error)
         fail(context: context, transportError)
     }

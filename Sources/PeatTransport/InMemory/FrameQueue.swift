@@ -34,7 +34,10 @@ final class FrameQueue: Sendable {
     /// Queues a frame, waiting while the queue is full. Returns false if the queue was finished.
     func send(_ frame: [UInt8]) async -> Bool {
         while true {
-            enum Step { case done(Bool), wait }
+            enum Step {
+                case done(Bool)
+                case wait
+            }
             let step: Step = state.withLockedValue { state in
                 if state.finished { return .done(false) }
                 if let reader = state.reader {
@@ -89,7 +92,10 @@ final class FrameQueue: Sendable {
     func finish() {
         let (reader, writers) = state.withLockedValue { state in
             state.finished = true
-            defer { state.reader = nil; state.writers = [] }
+            defer {
+                state.reader = nil
+                state.writers = []
+            }
             return (state.count == 0 ? state.reader : nil, state.writers)
         }
         reader?.resume(returning: nil)

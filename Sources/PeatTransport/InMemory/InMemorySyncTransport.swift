@@ -61,7 +61,10 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         try network.register(self, at: address)
         defer {
             network.unregister(address)
-            for connection in connections.withLockedValue({ list in defer { list = [] }; return list }) {
+            for connection in connections.withLockedValue({ list in
+                defer { list = [] }
+                return list
+            }) {
                 connection.closeBothEnds()
             }
             inboundContinuation.finish()
@@ -80,7 +83,8 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         let outcome = Self.runHandshake(
             &initiator, &responder, initiatorKey: localIdentity.publicKey, responderKey: listener.localIdentity.publicKey)
         guard case .authenticated(let responderPeer) = outcome.initiator,
-              case .authenticated(let initiatorPeer) = outcome.responder else {
+            case .authenticated(let initiatorPeer) = outcome.responder
+        else {
             throw Self.failure(outcome.initiator) ?? Self.failure(outcome.responder)
                 ?? TransportError(code: .handshakeFailed, message: "the handshake did not complete")
         }
@@ -141,8 +145,10 @@ final class InMemorySyncConnection: SyncConnection {
     private let claim = ConnectionClaim()
     private let maximumPayloadSize: Int
 
-    private init(peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
-                 outbound: FrameQueue, maximumPayloadSize: Int) {
+    private init(
+        peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
+        outbound: FrameQueue, maximumPayloadSize: Int
+    ) {
         self.peer = peer
         self.role = role
         self.remoteAddress = remoteAddress
@@ -194,4 +200,3 @@ final class InMemorySyncConnection: SyncConnection {
         outbound.finish()
     }
 }
-

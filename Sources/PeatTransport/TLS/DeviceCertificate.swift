@@ -49,8 +49,9 @@ enum DeviceCertificate {
     /// The Ed25519 device key in a certificate, or nil if it carries another kind of key.
     static func deviceKey(of certificate: NIOSSLCertificate) -> DevicePublicKey? {
         guard let der = try? certificate.toDERBytes(),
-              let parsed = try? Certificate(derEncoded: der),
-              let key = Curve25519.Signing.PublicKey(parsed.publicKey) else { return nil }
+            let parsed = try? Certificate(derEncoded: der),
+            let key = Curve25519.Signing.PublicKey(parsed.publicKey)
+        else { return nil }
         return try? DevicePublicKey(rawRepresentation: key.rawRepresentation)
     }
 }

@@ -5,7 +5,8 @@ enum TLSContextFactory {
     /// A context for either side. Both sides request the peer's certificate; the custom
     /// verification callback (not a CA) decides, accepting exactly one Ed25519 certificate.
     static func make(certificate: NIOSSLCertificate, privateKey: NIOSSLPrivateKey, server: Bool) throws -> NIOSSLContext {
-        var configuration = server
+        var configuration =
+            server
             ? TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(privateKey))
             : TLSConfiguration.makeClientConfiguration()
         if !server {

@@ -1,7 +1,7 @@
-public import PeatIdentity
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+public import PeatIdentity
 
 /// An authenticated TLS connection to a formation member.
 public final class TLSSyncConnection: SyncConnection {

@@ -297,16 +297,19 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let gate = AuthenticationGate()
         try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize, gate: gate)))
         try operations.addHandler(MessageToByteHandler(FrameEncoder()))
-        try operations.addHandler(FormationHandshakeHandler(
-            handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated,
-            gate: gate))
-        try operations.addHandler(IdleStateHandler(
-            readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
-            writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+        try operations.addHandler(
+            FormationHandshakeHandler(
+                handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated,
+                gate: gate))
+        try operations.addHandler(
+            IdleStateHandler(
+                readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
+                writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
         let metrics = metrics
-        try operations.addHandler(KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { _, rtt in
-            metrics.roundTripTime.recordNanoseconds(rtt.nanoseconds)
-        })
+        try operations.addHandler(
+            KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { _, rtt in
+                metrics.roundTripTime.recordNanoseconds(rtt.nanoseconds)
+            })
         try operations.addHandler(DataFrameBatcher())
         // Watermarks count batches (the frames of one read each), so memory stays bounded.
         let high = max(configuration.inboundBufferFrames, 2)
@@ -324,7 +327,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         do {
             peer = try await pending.authenticated.get()
         } catch {
-            let failure = (error as? TransportError)
+            let failure =
+                (error as? TransportError)
                 ?? TransportError(code: .handshakeFailed, message: "the handshake failed", cause: error)
             report(rejection: failure, address: pending.remoteAddress, role: role)
             if pending.handOver.take() { pending.asyncChannel.finishUnused() }
@@ -345,14 +349,19 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let now = ContinuousClock.now
         let policy = configuration.simultaneousDial
         let local = localIdentity.deviceID
-        enum Outcome { case accepted(replaced: TLSSyncConnection?), rejected, closed }
+        enum Outcome {
+            case accepted(replaced: TLSSyncConnection?)
+            case rejected, closed
+        }
         let outcome: Outcome = state.withLockedValue { state in
             guard !state.closed else { return .closed }
             let peerID = connection.peer.deviceID
             if let existing = state.connections[peerID] {
-                guard policy.newReplacesExisting(
-                    existingRole: existing.connection.role, existingAge: existing.since.duration(to: now),
-                    newRole: connection.role, local: local, peer: peerID) else { return .rejected }
+                guard
+                    policy.newReplacesExisting(
+                        existingRole: existing.connection.role, existingAge: existing.since.duration(to: now),
+                        newRole: connection.role, local: local, peer: peerID)
+                else { return .rejected }
                 state.connections[peerID] = (connection, now)
                 return .accepted(replaced: existing.connection)
             }
@@ -369,8 +378,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
             connection.close(reason: reason)
             throw reason
         case .accepted(let replaced):
-            replaced?.close(reason: TransportError(
-                code: .duplicateConnection, message: "replaced by a newer connection to device \(connection.peer.deviceID)"))
+            replaced?.close(
+                reason: TransportError(
+                    code: .duplicateConnection, message: "replaced by a newer connection to device \(connection.peer.deviceID)"))
             metrics.connected.increment()
             connection.asyncChannel.channel.closeFuture.whenComplete { [weak self] _ in
                 self?.unregister(connection)
