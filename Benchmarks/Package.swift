@@ -27,6 +27,7 @@ let package = Package(
                 .product(name: "PeatStorage", package: "peat-mesh"),
                 .product(name: "PeatBroker", package: "peat-mesh"),
                 .product(name: "PeatDiscovery", package: "peat-mesh"),
+                .product(name: "PeatKubernetesDiscovery", package: "peat-mesh"),
                 .product(name: "PeatCRDT", package: "peat-mesh"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 "BenchCLMDB",

@@ -61,12 +61,12 @@ public struct Broker: Sendable {
     ///   - configuration: Address, limits, timeouts.
     ///   - registry: Where the broker's metrics live and what `/metrics` renders (the node passes
     ///     the registry it bootstrapped swift-metrics with, so every module's metrics appear).
-    ///   - logger: The broker's logger.
+    ///   - logger: Where the broker logs (by default nowhere).
     public init(
         state: any BrokerState,
         configuration: Configuration = Configuration(),
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        logger: Logger = Logger(label: "peat.broker")
+        logger: Logger = Logger(label: "peat.broker", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.state = state
         self.configuration = configuration

@@ -43,7 +43,10 @@ public final class KubernetesDiscovery: DiscoveryStrategy {
     /// - Parameters:
     ///   - client: The API client (`HTTPKubernetesAPIClient`, or a test double).
     ///   - configuration: Selector, prefix, ports, timeouts.
-    public init(client: any KubernetesAPIClient, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "peat.discovery")) {
+    public init(
+        client: any KubernetesAPIClient, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "peat.discovery", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.client = client
         self.configuration = configuration
         self.logger = logger

@@ -30,6 +30,7 @@ public struct PeatMeshBuilder {
     private var transportConfiguration: TLSSyncTransport.Configuration?
     private var transportFactory: TransportFactory?
     private var logger = Logger(label: "peat.mesh", factory: { _ in SwiftLogNoOpLogHandler() })
+    private var transportLogger: Logger?
     private var metricsFactory: (any MetricsFactory)?
     private var clock: any Clock<Duration> = ContinuousClock()
 
@@ -72,8 +73,12 @@ public struct PeatMeshBuilder {
     /// Another transport (for example `InMemorySyncTransport` in tests).
     public func transport(_ factory: @escaping TransportFactory) -> Self { with { $0.transportFactory = factory } }
 
-    /// Where the mesh (and the default transport, as `<label>.transport`) logs; by default nowhere.
+    /// Where the mesh logs (and the default transport, with `component=transport`, unless
+    /// `transportLogger(_:)` says otherwise); by default nowhere.
     public func logger(_ logger: Logger) -> Self { with { $0.logger = logger } }
+
+    /// Where the default TLS transport logs (connections refused, listening address).
+    public func transportLogger(_ logger: Logger) -> Self { with { $0.transportLogger = logger } }
 
     /// Where the mesh's (and the default transport's) metrics go (default: `MetricsSystem.factory`,
     /// whatever the executable bootstrapped).
@@ -98,8 +103,8 @@ public struct PeatMeshBuilder {
                 var tls = transportConfiguration ?? TLSSyncTransport.Configuration()
                 tls.host = listenHost
                 tls.port = listenPort
-                var transportLogger = logger
-                transportLogger[metadataKey: "component"] = "transport"
+                var transportLogger = transportLogger ?? logger
+                if self.transportLogger == nil { transportLogger[metadataKey: "component"] = "transport" }
                 let made = try TLSSyncTransport(
                     keypair: keypair, formationKey: formationKey, configuration: tls, logger: transportLogger, metricsFactory: metrics)
                 transport = made

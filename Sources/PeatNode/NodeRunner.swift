@@ -84,7 +84,8 @@ struct NodeRunner {
             logger.warning("Discovery unavailable", metadata: ["reason": "\(reason)"])
         }
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = PrometheusMetricsFactory(registry: registry)
+        MetricsSystem.bootstrap(metrics)
         let mesh: PeatMesh
         do {
             var builder = PeatMeshBuilder(secret: identity.secret, context: identity.context)
@@ -92,6 +93,8 @@ struct NodeRunner {
                 .store(store)
                 .listen(host: configuration.bindHost, port: configuration.syncPort)
                 .logger(Logger(label: "peat.mesh"))
+                .transportLogger(Logger(label: "peat.mesh.transport"))
+                .metricsFactory(metrics)
                 .configure { mesh in
                     mesh.syncModes = SyncModeRegistry(overrides: configuration.syncModeOverrides)
                     mesh.antiEntropyInterval = .seconds(configuration.antiEntropyIntervalSeconds)

@@ -1,4 +1,5 @@
 // swift-format-ignore-file: AlwaysUseLowerCamelCase
+
 // The vector fields are named as in shared/vectors/identity.json.
 import Foundation
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PeatDiscovery
+import PeatKubernetesDiscovery
 import Synchronization
 
 /// How fast discovery reports a cluster change: EndpointSlice change on an API double (plain HTTP

@@ -44,7 +44,7 @@ public final class MDNSDiscovery: DiscoveryStrategy {
     private let logger: Logger
     private let cache = Mutex(MDNSCache())
 
-    public init(configuration: Configuration, logger: Logger = Logger(label: "peat.discovery")) {
+    public init(configuration: Configuration, logger: Logger = Logger(label: "peat.discovery", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.configuration = configuration
         self.logger = logger
         (events, continuation) = AsyncStream.makeStream(of: DiscoveryEvent.self, bufferingPolicy: .bufferingNewest(4096))

@@ -99,6 +99,6 @@ struct DocumentIndex {
 
     /// The keys of one bucket with their digests, in key order.
     func entries(inBucket bucket: Int) -> [MeshMessage.KeyDigest] {
-        bucketKeys[bucket].sorted().map { MeshMessage.KeyDigest(key: $0, digest: entries[$0]!.digest) }
+        bucketKeys[bucket].sorted().compactMap { key in entries[key].map { MeshMessage.KeyDigest(key: key, digest: $0.digest) } }
     }
 }
