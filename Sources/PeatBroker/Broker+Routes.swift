@@ -113,7 +113,7 @@ extension Broker {
                 limit = configuration.defaultPageSize
             }
             let cursor: String? = request.uri.queryParameters.get("cursor").map { String($0) }
-            if let cursor, !DocumentKey.isValidID(cursor) { throw BrokerError(code: .badRequest, message: "invalid cursor") }
+            if let cursor, !DocumentKey.isValidCursor(cursor) { throw BrokerError(code: .badRequest, message: "invalid cursor") }
             let page = try await withDeadline(timeout) { try await state.listDocuments(collection, limit: limit, after: cursor) }
             var body: [String: JSONValue] = [
                 "collection": .string(collection),

@@ -13,8 +13,8 @@ extension PeatMesh {
         guard DocumentKey.isValidCollection(collection) else {
             throw MeshError(code: .invalidKey, message: DocumentKey.collectionRule)
         }
-        if let cursor, !DocumentKey.isValidID(cursor) {
-            throw MeshError(code: .invalidKey, message: "the cursor is not a document ID: \(DocumentKey.idRule)")
+        if let cursor, !DocumentKey.isValidCursor(cursor) {
+            throw MeshError(code: .invalidKey, message: "the cursor is not a listing position (1-255 bytes without NUL)")
         }
         return try await coordinator.list(collection, after: cursor, limit: max(limit, 1))
     }

@@ -22,6 +22,18 @@ public struct DocumentKey: Hashable, Sendable, Comparable, CustomStringConvertib
         self.id = id
     }
 
+    /// A key read back from a store, as it was written: a key written under an earlier, looser rule
+    /// (before `.`, `..` and `/` were refused in IDs) stays readable instead of making the store
+    /// unreadable; `isValid` tells the two apart.
+    init(stored collection: String, id: String) {
+        self.collection = collection
+        self.id = id
+    }
+
+    /// Whether the key follows today's rule. False only for a key written under an earlier rule and
+    /// read back from a store: it stays readable locally, and the mesh does not sync it.
+    public var isValid: Bool { Self.isValidCollection(collection) && Self.isValidID(id) }
+
     /// The collection-name rule, as error messages state it.
     public static let collectionRule =
         "collection names are 1-\(maximumCollectionLength) characters of letters, digits, _ - . (not . or ..)"
@@ -49,6 +61,13 @@ public struct DocumentKey: Hashable, Sendable, Comparable, CustomStringConvertib
         (1...maximumIDLength).contains(id.utf8.count) && id != "." && id != ".."
             && !id.utf8.contains(UInt8(ascii: "/"))
             && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// Whether `cursor` can be a listing position (`list(_:after:limit:)`): 1-255 UTF-8 bytes without
+    /// NUL. Looser than `isValidID`, so a page that ends on a key stored under an earlier rule can
+    /// still be continued.
+    public static func isValidCursor(_ cursor: String) -> Bool {
+        (1...maximumIDLength).contains(cursor.utf8.count) && !cursor.utf8.contains(0)
     }
 
     /// Byte-wise order of (collection, id): the order listings and scans use.

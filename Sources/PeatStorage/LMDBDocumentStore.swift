@@ -288,11 +288,11 @@ public final class LMDBDocumentStore: DocumentStore {
         else {
             throw StorageError(code: .corruptValue, message: "a stored key is not a valid document key (\(bytes.count) bytes)")
         }
-        do {
-            return try DocumentKey(collection: collection, id: id)
-        } catch {
-            throw StorageError(code: .corruptValue, message: "a stored key is not a valid document key", cause: error)
+        guard !collection.isEmpty, !id.isEmpty else {
+            throw StorageError(code: .corruptValue, message: "a stored key has an empty part (\(bytes.count) bytes)")
         }
+        // As written: a key from an earlier, looser rule stays readable (DocumentKey.isValid is false).
+        return DocumentKey(stored: collection, id: id)
     }
 
     static func decode(_ bytes: UnsafeRawBufferPointer, key: DocumentKey, encodedKey: [UInt8]) throws(StorageError) -> StoredDocument {

@@ -7,6 +7,7 @@ import PeatTestSupport
 import PeatTransport
 import ServiceLifecycle
 import Testing
+
 @testable import PeatMesh
 
 /// Discovery events a test sends by hand.

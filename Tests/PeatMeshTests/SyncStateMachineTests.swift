@@ -1,8 +1,8 @@
 import PeatCRDT
-import PeatStorage
 import Testing
 
 @testable import PeatMesh
+@testable import PeatStorage
 
 /// The per-peer sync state machine driven without a network: two replicas, frames moved by hand.
 struct SyncStateMachineTests {
@@ -174,5 +174,49 @@ struct SyncStateMachineTests {
         let traffic = try pair.exchange()
         #expect(traffic.kinds.keys.sorted() == ["root"], sourceLocation: sourceLocation)
         #expect(pair.ab.agreedRoot == pair.a.repository.index.root && pair.ba.agreedRoot == pair.b.repository.index.root, sourceLocation: sourceLocation)
+    }
+}
+
+/// Keys stored under the earlier, looser rule (IDs `.`, `..`, with `/`): readable locally, never
+/// synced, and never a reason to refuse a peer's frame.
+struct LegacyKeyTests {
+    static let legacy = DocumentKey(stored: "beacons", id: ".")
+
+    @Test func aStoredKeyFromTheEarlierRuleIsKeptButNotSynced() throws {
+        let a = try Replica("node-a")
+        // Written as an earlier version could: the store takes the key as given.
+        let document = Document(actor: a.repository.actorID)
+        try document.put(.root, "x", .int(1))
+        document.commit()
+        let bytes = StoredEnvelope.encode(mode: .latestOnly, digest: document.syncDigest(mode: .latestOnly), body: document.save())
+        try a.store.apply([.put(Self.legacy, bytes)], origin: .local)
+        try a.restart()
+        #expect(a.repository.index.count == 0, "not indexed, so never offered to peers")
+        #expect(try a.repository.document(Self.legacy)?.value == ["x": .int(1)], "still readable locally")
+        var pair = SyncPair(a, try Replica("node-b"))
+        try pair.write(.replace(["ok": .bool(true)]), "beacons", "b1", on: .aToB)
+        try pair.exchange()
+        #expect(try pair.b.value("beacons", "b1") == ["ok": .bool(true)])
+        #expect(try pair.b.store.scan(nil).map(\.key) == [Replica.key("beacons", "b1")])
+        let offered = pair.tick()
+        #expect(offered)
+        try pair.exchange()
+        #expect(pair.ab.agreedRoot == pair.a.repository.index.root, "roots agree: the legacy key does not keep anti-entropy busy")
+    }
+
+    @Test func aPeersFrameNamingAKeyFromTheEarlierRuleIsAppliedWithoutIt() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+        try pair.exchange()
+        let key = try pair.a.write(.replace(["n": .int(1)]), "beacons", "b1")
+        // A LatestOnly document's second message carries its snapshot (the first only its digest).
+        var state = DocumentSyncState()
+        _ = pair.a.repository.syncMessage(for: key, state: &state)
+        let payload = try #require(pair.a.repository.syncMessage(for: key, state: &state))
+        // As a node of the earlier version would send it: a legacy key next to a valid one.
+        let frame = MeshMessage.documents([.init(key: Self.legacy, payload: payload), .init(key: key, payload: payload)]).encoded()
+        #expect(try MeshMessage(decoding: frame) == .documents([.init(key: key, payload: payload)]))
+        #expect(try pair.ba.receive(frame, documents: pair.b.repository) == .changed([key]))
+        #expect(try pair.b.value("beacons", "b1") == ["n": .int(1)])
+        #expect(try pair.b.store.document(Self.legacy) == nil)
     }
 }

@@ -182,3 +182,25 @@ extension LMDBDocumentStore {
         (try? LMDBDocumentStore(path: path))?.close()
     }
 }
+
+/// A store written by an earlier version may hold keys today's rule refuses (`.`, `..`, `/` in IDs):
+/// it must still open, scan and list them, never report the store as corrupt.
+struct LegacyKeyStoreTests {
+    @Test func keysFromTheEarlierRuleStayReadable() throws {
+        let directory = StoreDirectory()
+        defer { directory.remove() }
+        let legacy = [DocumentKey(stored: "beacons", id: "."), DocumentKey(stored: "beacons", id: "a/b")]
+        do {
+            let store = try LMDBDocumentStore(path: directory.path)
+            defer { store.close() }
+            try store.apply(legacy.map { .put($0, [1]) } + [.put(try DocumentKey(collection: "beacons", id: "ok"), [2])], origin: .local)
+        }
+        let store = try LMDBDocumentStore(path: directory.path)
+        defer { store.close() }
+        let scanned = try store.scan("beacons")
+        #expect(scanned.map(\.key.id).sorted() == [".", "a/b", "ok"])
+        #expect(scanned.filter { !$0.key.isValid }.count == 2)
+        #expect(try store.list("beacons", after: nil, limit: 10).documents.count == 3)
+        #expect(try store.get(legacy[0])?.value == [1])
+    }
+}

@@ -54,6 +54,12 @@ final class DocumentRepository {
                 }
                 continue
             }
+            // A key written under an earlier, looser rule stays readable here but is not synced:
+            // peers would refuse it.
+            guard stored.key.isValid else {
+                logger.warning("A stored document's key breaks the key rule; it is kept but not synced", metadata: ["doc.key": "\(stored.key)"])
+                continue
+            }
             if header.modeTag == StoredEnvelope.tag(modes.mode(for: stored.key.collection)) {
                 index.update(stored.key, digest: header.digest)
             } else {
@@ -96,7 +102,7 @@ final class DocumentRepository {
         if header.digest != digest, header.modeTag == StoredEnvelope.tag(mode) {
             logger.warning("A stored document does not match its recorded digest; peers will repair it", metadata: ["doc.key": "\(key)"])
         }
-        index.update(key, digest: digest)
+        if key.isValid { index.update(key, digest: digest) }
         return cache.insert(key, document, version: stored.version)
     }
 
@@ -256,7 +262,7 @@ final class DocumentRepository {
         }
         for (i, (key, entry)) in items.enumerated() {
             cache.keep(key, entry, version: written[i].version)
-            index.update(key, digest: digests[i])
+            if key.isValid { index.update(key, digest: digests[i]) }
         }
     }
 

@@ -75,7 +75,7 @@ struct PeerRegistry {
     /// Records a found or updated peer; returns a ticket for its dial loop when it is new.
     mutating func discover(_ info: PeerInfo, expected: DeviceID?) -> DialTicket? {
         let nodeID = info.nodeID
-        if let device = devices[nodeID], var discovery = peers[device]?.discovery {
+        if let device = devices[nodeID], var discovery = peers[device]?.discovery, discovery.info.nodeID == nodeID {
             discovery.info = info
             discovery.expected = expected ?? discovery.expected
             peers[device]?.discovery = discovery
@@ -102,6 +102,13 @@ struct PeerRegistry {
     private mutating func attach(_ discovery: Discovery, to device: DeviceID) {
         var discovery = discovery
         var peer = peers[device] ?? Peer()
+        // One device, one discovered peer: found again under another node ID (a static peer given
+        // by address that turns out to be a Kubernetes pod), the newer report replaces the older,
+        // whose dial loop then stops.
+        if let older = peer.discovery, older.info.nodeID != discovery.info.nodeID {
+            devices[older.info.nodeID] = nil
+            older.wake.finish()
+        }
         if peer.session != nil { discovery.dial = .connected }
         peer.discovery = discovery
         peer.nodeID = peer.nodeID ?? discovery.info.nodeID
@@ -123,7 +130,7 @@ struct PeerRegistry {
             discovery.wake.finish()
         }
         var lostDevice: DeviceID?
-        if let device = devices.removeValue(forKey: nodeID) {
+        if let device = devices.removeValue(forKey: nodeID), peers[device]?.discovery?.info.nodeID == nodeID {
             peers[device]?.discovery?.wake.finish()
             peers[device]?.discovery = nil
             lostDevice = device

@@ -149,7 +149,8 @@ enum MeshMessage: Equatable, Sendable {
             entries.reserveCapacity(n)
             for _ in 0..<n {
                 let key = try Self.key(&r)
-                entries.append(KeyDigest(key: key, digest: Array(try r.raw(Self.digestSize))))
+                let digest = Array(try r.raw(Self.digestSize))
+                if let key { entries.append(KeyDigest(key: key, digest: digest)) }
             }
             message = .keys(bucket: bucket, entries: entries, isReply: reply == 1)
         case .documents:
@@ -158,7 +159,8 @@ enum MeshMessage: Equatable, Sendable {
             documents.reserveCapacity(n)
             for _ in 0..<n {
                 let key = try Self.key(&r)
-                documents.append(DocumentMessage(key: key, payload: try r.data()))
+                let payload = try r.data()
+                if let key { documents.append(DocumentMessage(key: key, payload: payload)) }
             }
             message = .documents(documents)
         case .chunk:
@@ -170,15 +172,13 @@ enum MeshMessage: Equatable, Sendable {
         return message
     }
 
-    /// A document key as the mesh writes it: collection, then ID, each length-prefixed, checked
-    /// against the one key rule (`DocumentKey`).
-    static func key(_ r: inout ByteReader) throws(PeatCRDTError) -> DocumentKey {
+    /// A document key as the mesh writes it: collection, then ID, each length-prefixed. Nil for a
+    /// well-formed key that breaks the one key rule (`DocumentKey`), such as one a node of an earlier
+    /// version stored under a looser rule: the caller skips that entry, not the whole frame, so such a
+    /// key never stalls sync between nodes.
+    static func key(_ r: inout ByteReader) throws(PeatCRDTError) -> DocumentKey? {
         let collection = try r.string(maximumLength: DocumentKey.maximumCollectionLength)
         let id = try r.string(maximumLength: DocumentKey.maximumIDLength)
-        do {
-            return try DocumentKey(collection: collection, id: id)
-        } catch {
-            throw ByteReader.malformed("invalid document key: \(error.message)")
-        }
+        return try? DocumentKey(collection: collection, id: id)
     }
 }

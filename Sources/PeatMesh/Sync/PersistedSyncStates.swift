@@ -41,7 +41,8 @@ struct PersistedSyncStates: Equatable, Sendable {
             var states: [DocumentKey: [UInt8]] = [:]
             for _ in 0..<n {
                 let key = try MeshMessage.key(&r)
-                states[key] = try r.data()
+                let state = try r.data()
+                if let key { states[key] = state }
             }
             guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes") }
             self.states = states
