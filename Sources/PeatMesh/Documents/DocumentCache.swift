@@ -26,8 +26,6 @@ struct DocumentCache {
         self.capacity = max(capacity, 16)
     }
 
-    var count: Int { entries.count }
-
     /// The cached copy under `key`, marked as just used.
     mutating func entry(_ key: DocumentKey) -> Entry? {
         guard var entry = entries[key] else { return nil }

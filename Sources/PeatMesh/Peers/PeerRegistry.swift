@@ -261,9 +261,6 @@ struct PeerRegistry {
         return session
     }
 
-    /// Every open session (at shutdown).
-    var sessions: [Session] { peers.values.compactMap(\.session) }
-
     private static func addresses(_ discovery: Discovery) -> [String] {
         discovery.info.addresses.map(\.description)
     }

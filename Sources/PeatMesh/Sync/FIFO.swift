@@ -3,9 +3,6 @@ struct FIFO<Element: Equatable>: Equatable {
     private var items: [Element] = []
     private var head = 0
 
-    var isEmpty: Bool { head == items.count }
-    var count: Int { items.count - head }
-
     mutating func push(_ item: Element) {
         items.append(item)
     }
@@ -30,9 +27,6 @@ struct FIFO<Element: Equatable>: Equatable {
 struct DistinctFIFO<Element: Hashable>: Equatable {
     private var order = FIFO<Element>()
     private var members: Set<Element> = []
-
-    var isEmpty: Bool { order.isEmpty }
-    var count: Int { order.count }
 
     /// Returns false when the element was already waiting.
     @discardableResult
