@@ -60,3 +60,36 @@ struct ReconnectBackoffTests {
         #expect(delays.count > 10)
     }
 }
+
+/// The in-memory transport keeps one connection per pair of devices, decided as over TLS.
+struct InMemoryConnectionPolicyTests {
+    @Test func bothDiallingKeepsTheConnectionTheLowerDeviceInitiated() async throws {
+        let network = InMemoryNetwork()
+        let secret = TransportHarness.secret
+        func transport(_ name: String, _ host: String) -> InMemorySyncTransport {
+            InMemorySyncTransport(
+                keypair: DeviceKeypair.fromSeed(secret, context: name), formationKey: FormationKey(secret: secret),
+                address: PeerAddress(host: host, port: 11204), network: network)
+        }
+        let a = transport("peat-mesh-0", "192.0.2.1")
+        let b = transport("peat-mesh-1", "192.0.2.2")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await a.run() }
+            group.addTask { try await b.run() }
+            defer { group.cancelAll() }
+            try await TransportHarness.eventually { network.listener(at: a.address) != nil && network.listener(at: b.address) != nil }
+            let lowerIsA = a.localIdentity.deviceID < b.localIdentity.deviceID
+            let (first, second) = lowerIsA ? (a, b) : (b, a)
+            // The lower device dials first; the other's dial within the window loses to it.
+            _ = try await first.connect(to: second.address, expectedPeer: nil)
+            await #expect {
+                _ = try await second.connect(to: first.address, expectedPeer: nil)
+            } throws: { ($0 as? TransportError)?.code == .duplicateConnection }
+            #expect(a.openConnections.count == 1 && b.openConnections.count == 1)
+            #expect(first.openConnections.first?.role == .initiator && second.openConnections.first?.role == .responder)
+            // A later dial by the same device replaces its connection on both sides.
+            _ = try await first.connect(to: second.address, expectedPeer: nil)
+            #expect(a.openConnections.count == 1 && b.openConnections.count == 1)
+        }
+    }
+}

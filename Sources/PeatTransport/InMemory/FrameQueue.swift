@@ -89,6 +89,9 @@ final class FrameQueue: Sendable {
     }
 
     /// Refuses further sends and wakes every waiter; queued frames stay readable.
+    /// Whether `finish()` was called (the connection is closed).
+    var isFinished: Bool { state.withLockedValue { $0.finished } }
+
     func finish() {
         let (reader, writers) = state.withLockedValue { state in
             state.finished = true

@@ -41,13 +41,18 @@ public final class InMemorySyncTransport: SyncTransport, Service {
     let maximumPayloadSize: Int
     private let network: InMemoryNetwork
     private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
-    private let connections = NIOLockedValueBox<[InMemorySyncConnection]>([])
+    /// The open connection to each peer device, and when it was made (one per peer, as over TLS).
+    private let connections = NIOLockedValueBox<[DeviceID: (connection: InMemorySyncConnection, since: ContinuousClock.Instant)]>([:])
+    private let simultaneousDial: SimultaneousDialPolicy
 
     /// Creates a transport that listens at `address` on `network` while it runs.
+    /// - Parameter simultaneousDial: Which connection survives when two devices dial each other (as
+    ///   `TLSSyncTransport` decides it).
     public init(
         keypair: DeviceKeypair, formationKey: FormationKey, address: PeerAddress, network: InMemoryNetwork,
-        maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize
+        maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize, simultaneousDial: SimultaneousDialPolicy = SimultaneousDialPolicy()
     ) {
+        self.simultaneousDial = simultaneousDial
         localIdentity = PeerIdentity(publicKey: keypair.publicKey)
         self.formationKey = formationKey
         self.address = address
@@ -61,12 +66,11 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         try network.register(self, at: address)
         defer {
             network.unregister(address)
-            for connection in connections.withLockedValue({ list in
-                defer { list = [] }
-                return list
-            }) {
-                connection.closeBothEnds()
+            let open = connections.withLockedValue { open in
+                defer { open = [:] }
+                return open.values.map(\.connection)
             }
+            for connection in open { connection.closeBothEnds() }
             inboundContinuation.finish()
         }
         try? await gracefulShutdown()
@@ -91,6 +95,12 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         let (local, remote) = InMemorySyncConnection.pair(
             initiator: (initiatorPeer, self.address.description), responder: (responderPeer, address.description),
             maximumPayloadSize: min(maximumPayloadSize, listener.maximumPayloadSize))
+        // One connection per pair of devices, decided as over TLS: both ends of a connection are
+        // made here at once, so both sides reach the same verdict.
+        guard keeps(local), listener.keeps(remote) else {
+            local.closeBothEnds()
+            throw TransportError(code: .duplicateConnection, message: "already connected to device \(responderPeer.deviceID)", peer: responderPeer)
+        }
         track(local)
         listener.track(remote)
         if case .dropped = listener.inboundContinuation.yield(remote) {
@@ -99,8 +109,27 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         return local
     }
 
+    /// The connections this transport holds, one per peer device (closed ones included until replaced).
+    var openConnections: [InMemorySyncConnection] {
+        connections.withLockedValue { $0.values.map(\.connection).filter { !$0.isClosed } }
+    }
+
+    /// Whether `connection` may replace the one this transport holds to the same device, if any.
+    private func keeps(_ connection: InMemorySyncConnection) -> Bool {
+        connections.withLockedValue { open in
+            guard let existing = open[connection.peer.deviceID], !existing.connection.isClosed else { return true }
+            return simultaneousDial.newReplacesExisting(
+                existingRole: existing.connection.role, existingAge: existing.since.duration(to: .now), newRole: connection.role,
+                local: localIdentity.deviceID, peer: connection.peer.deviceID)
+        }
+    }
+
     private func track(_ connection: InMemorySyncConnection) {
-        connections.withLockedValue { $0.append(connection) }
+        let replaced = connections.withLockedValue { open in
+            defer { open[connection.peer.deviceID] = (connection, .now) }
+            return open[connection.peer.deviceID]?.connection
+        }
+        replaced?.closeBothEnds()
     }
 
     /// Delivers every frame between the two state machines; returns each side's last action.
@@ -193,6 +222,8 @@ final class InMemorySyncConnection: SyncConnection {
     func close() async {
         closeBothEnds()
     }
+
+    var isClosed: Bool { inbound.isFinished || outbound.isFinished }
 
     func closeBothEnds() {
         // Finishing both queues is the closed state: sends are refused, reads drain then end.
