@@ -1,7 +1,7 @@
 import ServiceLifecycle
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Peers from a fixed list (`PEAT_STATIC_PEERS`), with DNS names re-resolved periodically.

@@ -2,9 +2,9 @@ import PeatCRDT
 import PeatStorage
 
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 
 /// What one compaction sweep did.

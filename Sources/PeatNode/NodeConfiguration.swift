@@ -5,14 +5,14 @@ import PeatMesh
 import PeatStorage
 
 #if canImport(FoundationEssentials)
-    import FoundationEssentials
+import FoundationEssentials
 #else
-    import Foundation
+import Foundation
 #endif
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// Everything `peat-mesh-node` reads from its environment, parsed strictly.

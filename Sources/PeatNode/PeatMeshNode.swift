@@ -3,9 +3,9 @@ import Logging
 import PeatIdentity
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `peat-mesh-node`: a mesh node configured by environment variables (README.md, "Configuration").

@@ -1,7 +1,7 @@
 import CLMDB
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// A crash-safe `DocumentStore` on LMDB (in the node: `$PEAT_DATA_DIR/automerge/`).

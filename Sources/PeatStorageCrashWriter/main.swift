@@ -5,7 +5,7 @@ import PeatStorage
 // acknowledged (apply returned). The test kills it with SIGKILL at random points and checks that
 // every acknowledged document is present and intact after reopening.
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// The value every writer and checker agrees on for document `n`.

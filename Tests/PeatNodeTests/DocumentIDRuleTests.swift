@@ -7,7 +7,7 @@ import PeatTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
-    import FoundationNetworking
+import FoundationNetworking
 #endif
 
 /// One rule for document IDs: the node's HTTP API and the embedding Swift API accept exactly the

@@ -3,7 +3,7 @@ import PeatTestSupport
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Discovery's word ends a session: three `peat-mesh-node` processes find each other through a

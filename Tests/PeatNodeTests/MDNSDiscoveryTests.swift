@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Two network namespaces joined by a veth pair: two hosts on one machine, multicast between them

@@ -2,10 +2,10 @@ import Foundation
 import Testing
 
 #if canImport(FoundationNetworking)
-    import FoundationNetworking
+import FoundationNetworking
 #endif
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Three `peat-mesh-node` processes on 127.20.<k>.1-3 (`PEAT_BIND_HOST`), static peers, real TLS: the

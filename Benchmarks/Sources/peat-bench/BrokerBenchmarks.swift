@@ -3,7 +3,7 @@ import Hummingbird
 import PeatBroker
 
 #if canImport(FoundationNetworking)
-    import FoundationNetworking
+import FoundationNetworking
 #endif
 
 /// GET of a 1 KiB document through the broker against a bare Hummingbird route returning the

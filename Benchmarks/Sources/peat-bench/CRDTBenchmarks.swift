@@ -2,7 +2,7 @@ import Foundation
 import PeatCRDT
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// `peat-bench crdt <workload>`: the CRDT workloads of `shared/bench/WORKLOADS.md`, run against
@@ -325,9 +325,9 @@ enum CRDTBenchmarks {
     static func maxRSSKilobytes() -> Int {
         var usage = rusage()
         #if os(Linux)
-            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         #else
-            getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF, &usage)
         #endif
         return Int(usage.ru_maxrss)
     }

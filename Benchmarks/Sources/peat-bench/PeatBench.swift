@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 /// `make bench`: every workload, or only those named on the command line (`identity`, `transport`).
 /// `peat-bench crdt <workload>` runs one CRDT workload once (a fresh process per run, as the peer

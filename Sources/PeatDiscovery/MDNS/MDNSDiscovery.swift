@@ -5,7 +5,7 @@ import ServiceLifecycle
 import Synchronization
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// DNS-SD over multicast DNS (RFC 6762/6763): announces this node as `<node_id>._peat._tcp.local.`

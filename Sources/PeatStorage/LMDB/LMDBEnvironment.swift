@@ -2,7 +2,7 @@ import CLMDB
 import Synchronization
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// A thin, safe wrapper around an LMDB environment: transactions as closures, errors as
