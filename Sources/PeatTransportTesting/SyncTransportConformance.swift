@@ -87,9 +87,13 @@ public enum SyncTransportConformance {
         }
     }
 
-    struct TimedOut: Error {}
+    /// What `withTimeout` throws when the time is up.
+    package struct TimedOut: Error {
+        package init() {}
+    }
 
-    static func withTimeout<R: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+    /// `body`'s result, or `TimedOut` after `timeout` (the transport's own tests use it too).
+    package static func withTimeout<R: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
         try await withThrowingTaskGroup(of: R.self) { group in
             group.addTask { try await body() }
             group.addTask {

@@ -5,6 +5,7 @@ import PeatDiscovery
 import PeatIdentity
 import PeatMesh
 import PeatStorage
+import PeatTestSupport
 import ServiceLifecycle
 import Testing
 
@@ -120,29 +121,13 @@ final class MeshCluster: @unchecked Sendable {
     }
 
     func waitValue(_ collection: String, _ id: String, equals expected: [String: JSON]?, timeout: Duration = .seconds(40)) async throws {
-        try await waitUntilAsync("\(collection)/\(id) everywhere", timeout: timeout) {
+        try await eventually("\(collection)/\(id) everywhere", timeout: timeout) {
             try await self.values(collection, id).allSatisfy { $0 == expected }
         }
     }
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    let what: String
-    var description: String { "timed out waiting for \(what)" }
-}
-
+/// Waits until a synchronous condition holds (`eventually` for the mesh's synchronous state).
 func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
-func waitUntilAsync(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(20))
-    }
+    try await eventually(what, timeout: timeout) { condition() }
 }

@@ -161,7 +161,7 @@ struct MeshRecoveryTests {
                 let text = (0..<24).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined()
                 try await cluster.mesh(0).update("audit_logs", "log") { doc in try doc.put(.root, "entry\(n)", .string(text)) }
             }
-            try await waitUntilAsync("history synced") {
+            try await eventually("history synced") {
                 try await cluster.mesh(1).document("audit_logs", "log")?.value.count == 200
             }
             let key = try DocumentKey(collection: "audit_logs", id: "log")
@@ -173,7 +173,7 @@ struct MeshRecoveryTests {
             try await cluster.start(0)
             try await cluster.mesh(0).update("audit_logs", "log") { doc in try doc.put(.root, "entry200", .string("after restart")) }
             try await cluster.start(1)
-            try await waitUntilAsync("the new change arrived") {
+            try await eventually("the new change arrived") {
                 try await cluster.mesh(1).document("audit_logs", "log")?.value.count == 201
             }
             try await cluster.waitConnected()

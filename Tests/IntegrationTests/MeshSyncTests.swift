@@ -2,6 +2,7 @@ import Foundation
 import PeatCRDT
 import PeatIdentity
 import PeatMesh
+import PeatTestSupport
 import Testing
 
 /// Three and five real mesh nodes (LMDB, TLS on 127.20.x.y, static discovery) in this process.
@@ -46,7 +47,7 @@ struct MeshSyncTests {
             for i in 0..<count {
                 try await cluster.mesh(0).put(i % 2 == 0 ? "beacons" : "commands", "d\(i)", ["n": .int(Int64(i))])
             }
-            try await waitUntilAsync("\(count) documents on node 1", timeout: .seconds(60)) {
+            try await eventually("\(count) documents on node 1", timeout: .seconds(60)) {
                 var missing = 0
                 for i in 0..<count where try await cluster.mesh(1).document(i % 2 == 0 ? "beacons" : "commands", "d\(i)")?.value != ["n": .int(Int64(i))] {
                     missing += 1
@@ -89,12 +90,12 @@ struct MeshSyncTests {
                 try await group.waitForAll()
             }
             for d in 0..<10 {
-                try await waitUntilAsync("r\(d) converged", timeout: .seconds(30)) {
+                try await eventually("r\(d) converged", timeout: .seconds(30)) {
                     let values = try await cluster.values("contact_reports", "r\(d)")
                     guard let first = values[0], first.count == 6 else { return false }
                     return values.allSatisfy { $0 == first }
                 }
-                try await waitUntilAsync("t\(d) converged", timeout: .seconds(30)) {
+                try await eventually("t\(d) converged", timeout: .seconds(30)) {
                     let values = try await cluster.values("tracks", "t\(d)")
                     return values.allSatisfy { $0 == ["f0": .int(0), "f1": .int(1), "f2": .int(2), "f3": .int(3), "f4": .int(4)] }
                 }

@@ -69,14 +69,6 @@ struct ConnectorTests {
         return Node(mesh: mesh, address: address, task: Task { try await mesh.run() })
     }
 
-    static func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw MeshError(code: .closed, message: "timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
     static func state(of peer: String, on node: Node) -> (connected: Bool, state: String)? {
         node.mesh.peers().first { $0.id == peer }.map { ($0.connected, $0.state) }
     }
@@ -87,28 +79,28 @@ struct ConnectorTests {
         let discovery = ScriptedDiscovery()
         let a = Self.start("node-a", host: "192.0.2.1", on: network, clock: clock, discovery: discovery)
         defer { a.task.cancel() }
-        try await Self.eventually("a listens") { a.mesh.isSyncReady }
+        try await eventually("a listens") { a.mesh.isSyncReady }
         // b is discovered but not up: the first dial fails and the loop waits on the clock.
         discovery.found("node-b", at: PeerAddress(host: "192.0.2.2", port: 11204))
-        try await Self.eventually("a backs off") { Self.state(of: "node-b", on: a)?.state == "backoff" }
+        try await eventually("a backs off") { Self.state(of: "node-b", on: a)?.state == "backoff" }
         let b = Self.start("node-b", host: "192.0.2.2", on: network, clock: clock)
         defer { b.task.cancel() }
-        try await Self.eventually("b listens") { b.mesh.isSyncReady }
+        try await eventually("b listens") { b.mesh.isSyncReady }
         // b is up, but nothing dials until the backoff delay has passed on the clock.
         for _ in 0..<20 { await Task.yield() }
         #expect(Self.state(of: "node-b", on: a)?.connected == false)
         #expect(b.mesh.peers().isEmpty)
         clock.advance(by: .seconds(1))
-        try await Self.eventually("a connected to b") { Self.state(of: "node-b", on: a).map { $0.connected && $0.state == "connected" } == true }
-        try await Self.eventually("b sees a") { b.mesh.peers().first?.id == "node-a" }
+        try await eventually("a connected to b") { Self.state(of: "node-b", on: a).map { $0.connected && $0.state == "connected" } == true }
+        try await eventually("b sees a") { b.mesh.peers().first?.id == "node-a" }
         // While connected, the dial loop holds no timer: the only sleepers are each node's two
         // timers, its session's anti-entropy ticker and its maintenance loop (history windows).
-        try await Self.eventually("the dial loop waits on its session") { clock.sleeperCount == 4 }
+        try await eventually("the dial loop waits on its session") { clock.sleeperCount == 4 }
         try await a.mesh.put("commands", "c1", ["go": .bool(true)])
-        try await Self.eventually("the write reaches b") { try await b.mesh.document("commands", "c1") != nil }
+        try await eventually("the write reaches b") { try await b.mesh.document("commands", "c1") != nil }
         // b stops: a's session ends, and the loop redials only after the clock's backoff.
         try await b.stop()
-        try await Self.eventually("a lost the session") { Self.state(of: "node-b", on: a)?.connected == false }
+        try await eventually("a lost the session") { Self.state(of: "node-b", on: a)?.connected == false }
         #expect(["disconnected", "backoff", "connecting"].contains(Self.state(of: "node-b", on: a)?.state ?? ""))
     }
 
@@ -122,10 +114,10 @@ struct ConnectorTests {
             a.task.cancel()
             b.task.cancel()
         }
-        try await Self.eventually("both listen") { a.mesh.isSyncReady && b.mesh.isSyncReady }
+        try await eventually("both listen") { a.mesh.isSyncReady && b.mesh.isSyncReady }
         var events = a.mesh.events().makeAsyncIterator()
         discovery.found("node-b", at: b.address)
-        try await Self.eventually("connected") { Self.state(of: "node-b", on: a)?.connected == true }
+        try await eventually("connected") { Self.state(of: "node-b", on: a)?.connected == true }
         guard case .peerConnected(let peer)? = await events.next() else {
             Issue.record("expected peerConnected")
             return
@@ -139,7 +131,7 @@ struct ConnectorTests {
         }
         #expect(gone.id == "node-b" && reason == "lost")
         #expect(a.mesh.peers().allSatisfy { $0.id != "node-b" })
-        try await Self.eventually("b sees the connection end") { b.mesh.peers().allSatisfy { !$0.connected } }
+        try await eventually("b sees the connection end") { b.mesh.peers().allSatisfy { !$0.connected } }
         clock.advance(by: .seconds(60))
         for _ in 0..<50 { await Task.yield() }
         #expect(a.mesh.peers().isEmpty, "a lost peer is not dialled again")

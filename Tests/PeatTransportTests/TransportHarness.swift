@@ -2,6 +2,7 @@ import Foundation
 import MetricsTestKit
 import NIOCore
 import PeatIdentity
+import PeatTransportTesting
 import Testing
 
 @testable import PeatTransport
@@ -54,19 +55,10 @@ enum TransportHarness {
         }
     }
 
-    struct TimedOut: Error {}
+    typealias TimedOut = SyncTransportConformance.TimedOut
 
     static func withTimeout<R: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
-        try await withThrowingTaskGroup(of: R.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw TimedOut()
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            return result
-        }
+        try await SyncTransportConformance.withTimeout(timeout, body)
     }
 
     /// Polls `condition` until it holds (for state that settles without an event), at most `timeout`.

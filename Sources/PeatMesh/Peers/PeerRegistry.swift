@@ -237,14 +237,16 @@ struct PeerRegistry {
     }
 
     /// The peer said hello on session `id`: it is known by that node ID from now on.
-    mutating func established(_ id: SessionID, nodeID: String) {
-        guard let device = device(of: id) else { return }
+    /// - Returns: The session as it is now (addresses from discovery when discovery knows the peer).
+    mutating func established(_ id: SessionID, nodeID: String) -> Session? {
+        guard let device = device(of: id) else { return nil }
         peers[device]?.nodeID = nodeID
         if let discovery = unresolved.removeValue(forKey: nodeID) { attach(discovery, to: device) }
         if let discovery = peers[device]?.discovery {
             peers[device]?.session?.addresses = Self.addresses(discovery)
             peers[device]?.discovery?.dial = .connected
         }
+        return peers[device]?.session
     }
 
     /// Removes session `id` when it ended; nil when it was already gone (replaced or lost).

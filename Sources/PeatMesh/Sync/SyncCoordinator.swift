@@ -110,9 +110,9 @@ actor SyncCoordinator {
         case .nothing?:
             break
         case .established(let peerNodeID)?:
-            registry.established(id, nodeID: peerNodeID)
+            let session = registry.established(id, nodeID: peerNodeID)
             publish()
-            if let session = registry.withSession(id, { $0 }) {
+            if let session {
                 let peer = Self.peer(session)
                 logger.info(
                     "Peer connected peer=\(peer.id) device_id=\(session.connection.peer.deviceID.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")
