@@ -37,3 +37,16 @@ public struct SimultaneousDialPolicy: Sendable {
         return true
     }
 }
+
+extension SimultaneousDialPolicy {
+    /// Whether a new connection with `newRole` is kept, given the one a transport already holds to
+    /// the same peer (`existing`: its role and when it was authenticated; nil when there is none).
+    func admits(
+        newRole: MembershipRole, existing: (role: MembershipRole, since: ContinuousClock.Instant)?, now: ContinuousClock.Instant,
+        local: DeviceID, peer: DeviceID
+    ) -> Bool {
+        guard let existing else { return true }
+        return newReplacesExisting(
+            existingRole: existing.role, existingAge: existing.since.duration(to: now), newRole: newRole, local: local, peer: peer)
+    }
+}

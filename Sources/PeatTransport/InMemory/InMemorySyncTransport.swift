@@ -117,10 +117,9 @@ public final class InMemorySyncTransport: SyncTransport, Service {
     /// Whether `connection` may replace the one this transport holds to the same device, if any.
     private func keeps(_ connection: InMemorySyncConnection) -> Bool {
         connections.withLockedValue { open in
-            guard let existing = open[connection.peer.deviceID], !existing.connection.isClosed else { return true }
-            return simultaneousDial.newReplacesExisting(
-                existingRole: existing.connection.role, existingAge: existing.since.duration(to: .now), newRole: connection.role,
-                local: localIdentity.deviceID, peer: connection.peer.deviceID)
+            let existing = open[connection.peer.deviceID].flatMap { $0.connection.isClosed ? nil : ($0.connection.role, $0.since) }
+            return simultaneousDial.admits(
+                newRole: connection.role, existing: existing, now: .now, local: localIdentity.deviceID, peer: connection.peer.deviceID)
         }
     }
 

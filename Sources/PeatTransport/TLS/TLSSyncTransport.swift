@@ -356,17 +356,13 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let outcome: Outcome = state.withLockedValue { state in
             guard !state.closed else { return .closed }
             let peerID = connection.peer.deviceID
-            if let existing = state.connections[peerID] {
-                guard
-                    policy.newReplacesExisting(
-                        existingRole: existing.connection.role, existingAge: existing.since.duration(to: now),
-                        newRole: connection.role, local: local, peer: peerID)
-                else { return .rejected }
-                state.connections[peerID] = (connection, now)
-                return .accepted(replaced: existing.connection)
-            }
+            let existing = state.connections[peerID]
+            guard
+                policy.admits(
+                    newRole: connection.role, existing: existing.map { ($0.connection.role, $0.since) }, now: now, local: local, peer: peerID)
+            else { return .rejected }
             state.connections[peerID] = (connection, now)
-            return .accepted(replaced: nil)
+            return .accepted(replaced: existing?.connection)
         }
         switch outcome {
         case .closed:
