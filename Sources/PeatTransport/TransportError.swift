@@ -21,6 +21,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
             case listenFailed
             case duplicateConnection
             case transportClosed
+            case tooManyHandshakes
         }
 
         private let value: Value
@@ -56,6 +57,8 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         public static let duplicateConnection = Code(.duplicateConnection)
         /// The transport has shut down.
         public static let transportClosed = Code(.transportClosed)
+        /// Refused on arrival: the listener's handshake limits (`HandshakeLimits`) were reached.
+        public static let tooManyHandshakes = Code(.tooManyHandshakes)
 
         public var description: String { value.rawValue }
     }

@@ -24,6 +24,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
         public var maximumPayloadSize = Frame.defaultMaximumPayloadSize
         /// How long TLS plus the formation handshake may take.
         public var handshakeTimeout: Duration = .seconds(10)
+        /// How many inbound handshakes may be in flight, in total and per address, and how long one
+        /// may stay silent; past a limit a new connection is closed before any TLS work.
+        public var handshakeLimits = HandshakeLimits()
         /// How long TCP connect may take.
         public var connectTimeout: Duration = .seconds(5)
         /// A connection with no inbound traffic for this long is closed.
@@ -54,7 +57,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
     private let bound: EventLoopPromise<SocketAddress>
     private let metrics: TransportMetrics
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
 
     private struct State {
         var connections: [DeviceID: (connection: TLSSyncConnection, since: ContinuousClock.Instant)] = [:]
@@ -62,6 +65,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var loggedRejections: Set<String> = []
         var closed = false
+        /// Inbound connections accepted and not yet authenticated.
+        var admission: HandshakeAdmission
     }
 
     /// Creates a transport for this device.
@@ -93,6 +98,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
         bound = group.next().makePromise(of: SocketAddress.self)
         metrics = TransportMetrics(factory: metricsFactory)
+        state = NIOLockedValueBox(State(admission: HandshakeAdmission(limits: configuration.handshakeLimits)))
     }
 
     deinit {
@@ -118,6 +124,12 @@ public final class TLSSyncTransport: SyncTransport, Service {
         state.withLockedValue { $0.connections.values.map(\.connection) }
     }
 
+    /// Inbound connections accepted and still in their handshake (counted against `HandshakeLimits`).
+    var pendingHandshakes: Int { state.withLockedValue { $0.admission.pending } }
+
+    /// Channels with a pipeline: authenticated or handshaking (refused ones never get one).
+    var openChannelCount: Int { state.withLockedValue { $0.channels.count } }
+
     // MARK: Listening
 
     public func run() async throws {
@@ -136,6 +148,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(AcceptFailureHandler(report: onAcceptFailure))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeAdmissionHandler { [weak self] in self?.admit($0) ?? false })
                     }
                 }
                 .bind(host: configuration.host, port: configuration.port) { channel in
@@ -206,6 +219,41 @@ public final class TLSSyncTransport: SyncTransport, Service {
         channel.closeFuture.whenComplete { [weak self] _ in
             _ = self?.state.withLockedValue { $0.channels.removeValue(forKey: key) }
         }
+    }
+
+    /// Counts an accepted connection against the handshake limits until it is authenticated or
+    /// closed; past a limit it is refused (and closed by the caller, before any TLS work).
+    private func admit(_ channel: any Channel) -> Bool {
+        enum Outcome {
+            case admitted, refused(HandshakeAdmission.Refusal), shutDown
+        }
+        let key = ObjectIdentifier(channel)
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let outcome = state.withLockedValue { state -> Outcome in
+            guard !state.closed else { return .shutDown }
+            return state.admission.admit(key, from: address).map(Outcome.refused) ?? .admitted
+        }
+        switch outcome {
+        case .shutDown:
+            return false
+        case .refused(let refusal):
+            let message =
+                switch refusal {
+                case .total(let limit): "\(limit) handshakes already in flight"
+                case .perAddress(let limit): "\(limit) handshakes already in flight from this address"
+                }
+            report(
+                rejection: TransportError(code: .tooManyHandshakes, message: message),
+                address: channel.remoteAddress.map { "\($0)" } ?? "unknown", role: .responder)
+            return false
+        case .admitted:
+            channel.closeFuture.whenComplete { [weak self] _ in self?.releaseAdmission(key) }
+            return true
+        }
+    }
+
+    private func releaseAdmission(_ key: ObjectIdentifier) {
+        state.withLockedValue { $0.admission.release(key) }
     }
 
     private func completeInbound(_ pending: PendingConnection) async {
@@ -284,6 +332,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
         track(channel)
         let operations = channel.pipeline.syncOperations
         let verify: NIOSSLCustomVerificationCallback = { chain, promise in promise.succeed(TLSContextFactory.verify(chain)) }
+        let gate = AuthenticationGate()
+        try operations.addHandler(
+            HandshakeIdleHandler(timeout: .nanoseconds(configuration.handshakeLimits.idleTimeout.nanoseconds), gate: gate))
         if role == .responder {
             try operations.addHandler(NIOSSLServerHandler(context: serverContext, customVerificationCallback: verify))
         } else {
@@ -294,7 +345,6 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let closeReason = NIOLockedValueBox<TransportError?>(nil)
         let handshake = FormationHandshake(
             role: role, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
-        let gate = AuthenticationGate()
         try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize, gate: gate)))
         try operations.addHandler(MessageToByteHandler(FrameEncoder()))
         try operations.addHandler(
@@ -336,6 +386,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         }
         // From here the connection owns the channel (and releases it if unused).
         _ = pending.handOver.take()
+        if role == .responder { releaseAdmission(ObjectIdentifier(pending.asyncChannel.channel)) }
         let remoteAddress = pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress
         let connection = TLSSyncConnection(
             peer: peer, role: role, remoteAddress: remoteAddress, asyncChannel: pending.asyncChannel,
