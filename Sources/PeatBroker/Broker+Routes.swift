@@ -183,19 +183,6 @@ extension Broker {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-
-        // Known paths answer other methods with 405 (and the JSON error body), not 404.
-        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
-        for path in Set(Self.routes.map(\.path)) {
-            let allowed = Set(Self.routes.filter { $0.path == path }.map(\.method))
-            for method in methods where !allowed.contains(method) {
-                router.on(RouterPath(path), method: method) { _, _ -> Response in
-                    throw BrokerError(
-                        code: .methodNotAllowed,
-                        message: "\(method.rawValue) is not allowed here; allowed: \(allowed.map(\.rawValue).sorted().joined(separator: ", "))")
-                }
-            }
-        }
     }
 
     private struct PeerList: Encodable {

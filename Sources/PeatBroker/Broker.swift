@@ -1,6 +1,8 @@
 public import Foundation
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
+import NIOCore
 public import Logging
 import Metrics
 public import Prometheus
@@ -24,6 +26,20 @@ public struct Broker: Sendable {
         /// The default and the largest page size of a document listing.
         public var defaultPageSize = 100
         public var maximumPageSize = 1000
+        /// When set, every route but `GET /api/v1/health`, `/api/v1/ready` and `/metrics` needs
+        /// `Authorization: Bearer <token>`. Without it the API is open (and `makeApplication` logs
+        /// one warning when `host` is not a loopback address).
+        public var token: BrokerToken?
+        /// Open connections in total; past it the broker accepts no more until one closes.
+        public var maximumConnections = 512
+        /// Open connections from one IP address; more are closed at once.
+        public var maximumConnectionsPerAddress = 64
+        /// A connection must deliver its first request head within this time.
+        public var firstRequestTimeout: Duration = .seconds(10)
+        /// A keep-alive connection idle between requests for this long is closed.
+        public var idleTimeout: Duration = .seconds(60)
+        /// A WebSocket is pinged this often (and closed when the client stops answering).
+        public var webSocketPingInterval: Duration = .seconds(30)
 
         public init(host: String = "0.0.0.0", port: Int = 8081) {
             self.host = host
@@ -81,18 +97,56 @@ public struct Broker: Sendable {
     public func makeApplication(onListening: @escaping @Sendable (_ host: String, _ port: Int) async -> Void = { _, _ in }) -> some ApplicationProtocol {
         let router = Router(context: BasicWebSocketRequestContext.self)
         router.add(middleware: ErrorMiddleware(metrics: metrics, logger: logger))
+        if let token = configuration.token {
+            router.add(middleware: BearerAuthentication(token: token))
+        } else if !Self.isLoopback(configuration.host) {
+            logger.warning(
+                "Broker API is unauthenticated: no PEAT_BROKER_TOKEN or PEAT_BROKER_TOKEN_FILE, listening on a non-loopback address",
+                metadata: ["address": "\(configuration.host):\(configuration.port)"])
+        }
         addRoutes(to: router)
         addWebSocket(to: router)
+        let webSocketResponder = router.buildResponder()
+        let channel = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: TimeAmount(configuration.idleTimeout)),
+            ws: .init(autoPing: .enabled(timePeriod: configuration.webSocketPingInterval)))
+        let connections = ConnectionsByAddress(limit: configuration.maximumConnectionsPerAddress)
+        let firstRequestTimeout = TimeAmount(configuration.firstRequestTimeout)
+        let server = HTTPServerBuilder { responder in
+            LimitedChildChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: channel),
+                connections: connections, firstRequestTimeout: firstRequestTimeout)
+        }
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "peat-mesh-node"),
+            server: server,
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "peat-mesh-node",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections)),
             services: [EventPump(state: state, hub: hub, metrics: metrics)],
             onServerRunning: { channel in
                 let address = channel.localAddress
                 await onListening(address?.ipAddress ?? "", address?.port ?? 0)
             },
             logger: logger)
+    }
+
+    /// The methods `routes` serve on `path` (template segments `{name}` match any one segment),
+    /// in the order of `routes`; empty for a path the broker does not have.
+    static func allowedMethods(for path: String) -> [HTTPRequest.Method] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return routes.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return template.count == segments.count
+                && zip(template, segments).allSatisfy { pattern, segment in
+                    pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
+                }
+        }.map(\.method)
+    }
+
+    /// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.") || host == "[::1]"
     }
 
     /// The OpenAPI 3 document of the HTTP routes (bundled `openapi.json`).

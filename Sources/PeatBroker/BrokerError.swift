@@ -3,13 +3,15 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, as a stable, comparable value.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
-            case badRequest, notFound, methodNotAllowed, preconditionFailed, payloadTooLarge, unavailable, timeout, internalError
+            case badRequest, unauthorized, notFound, methodNotAllowed, preconditionFailed, payloadTooLarge, unavailable, timeout, internalError
         }
 
         private let value: Value
         private init(_ value: Value) { self.value = value }
 
         public static let badRequest = Code(.badRequest)
+        /// A protected route without the broker's bearer token (or with another one).
+        public static let unauthorized = Code(.unauthorized)
         public static let notFound = Code(.notFound)
         public static let methodNotAllowed = Code(.methodNotAllowed)
         /// A conditional write (`If-Match`) found another version.
@@ -24,6 +26,7 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible {
         public var status: Int {
             switch value {
             case .badRequest: 400
+            case .unauthorized: 401
             case .notFound: 404
             case .methodNotAllowed: 405
             case .preconditionFailed: 412

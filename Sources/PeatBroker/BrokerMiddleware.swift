@@ -14,7 +14,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch let error as BrokerError {
-            response = Self.errorResponse(status: error.code.status, message: error.message)
+            var headers: HTTPFields = [:]
+            if error.code == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+            response = Self.errorResponse(status: error.code.status, message: error.message, headers: headers)
+        } catch let error as HTTPError where error.status == .notFound && error.body == nil {
+            // No route: a known path with another method is 405 (with Allow), anything else 404.
+            let allowed = Broker.allowedMethods(for: request.uri.path)
+            if allowed.isEmpty {
+                response = Self.errorResponse(status: 404, message: Self.defaultMessage(404, request: request))
+            } else {
+                let names = allowed.map(\.rawValue).joined(separator: ", ")
+                response = Self.errorResponse(
+                    status: 405, message: "\(request.method.rawValue) is not allowed here; allowed: \(names)", headers: [.allow: names])
+            }
         } catch let error as HTTPError {
             let message = error.body ?? Self.defaultMessage(Int(error.status.code), request: request)
             response = Self.errorResponse(status: Int(error.status.code), message: message)
@@ -40,9 +52,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    static func errorResponse(status: Int, message: String) -> Response {
+    static func errorResponse(status: Int, message: String, headers: HTTPFields = [:]) -> Response {
         let body = JSONValue.object(["error": .string(message), "status": .int(Int64(status))])
-        return jsonResponse(body, status: HTTPResponse.Status(code: status))
+        return jsonResponse(body, status: HTTPResponse.Status(code: status), headers: headers)
     }
 }
 

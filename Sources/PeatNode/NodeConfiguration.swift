@@ -1,4 +1,5 @@
 import Logging
+import PeatBroker
 import PeatCRDT
 import PeatDiscovery
 import PeatMesh
@@ -28,6 +29,25 @@ struct NodeConfiguration: Sendable {
         case text, json
     }
 
+    /// Where the broker's bearer token comes from (never the token itself in a log or an error).
+    enum BrokerTokenSource: Sendable, Equatable {
+        /// No token: the API is open.
+        case none
+        /// `PEAT_BROKER_TOKEN`.
+        case value(String)
+        /// `PEAT_BROKER_TOKEN_FILE`, re-read when it changes.
+        case file(String)
+
+        /// For the start-up line: which source, never the token.
+        var summary: String {
+            switch self {
+            case .none: "none"
+            case .value: "token"
+            case .file(let path): "file:\(path)"
+            }
+        }
+    }
+
     var identity: IdentityConfiguration
     var discovery: DiscoveryMode
     var staticPeers: [StaticDiscovery.Peer]
@@ -43,6 +63,13 @@ struct NodeConfiguration: Sendable {
     var antiEntropyIntervalSeconds: Int
     var logLevel: Logger.Level
     var logFormat: LogFormat
+    var brokerToken: BrokerTokenSource
+    /// `PEAT_BROKER_MAX_CONNECTIONS` / `_PER_ADDRESS`: open broker connections, in total and from one address.
+    var brokerMaximumConnections: Int
+    var brokerMaximumConnectionsPerAddress: Int
+    /// `PEAT_SYNC_MAX_HANDSHAKES` / `_PER_ADDRESS`: sync handshakes in flight, in total and from one address.
+    var syncMaximumHandshakes: Int
+    var syncMaximumHandshakesPerAddress: Int
 
     init(environment: Environment) throws(ConfigurationError) {
         identity = try IdentityConfiguration(environment: environment)
@@ -85,6 +112,37 @@ struct NodeConfiguration: Sendable {
             ],
             default: .info)
         logFormat = try environment.choice("PEAT_LOG_FORMAT", ["text": .text, "json": .json], default: .text)
+        brokerToken = try Self.parseBrokerToken(environment)
+        brokerMaximumConnections = try environment.integer("PEAT_BROKER_MAX_CONNECTIONS", in: 1...65_536, default: 512)
+        brokerMaximumConnectionsPerAddress = try environment.integer("PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS", in: 1...65_536, default: 64)
+        syncMaximumHandshakes = try environment.integer("PEAT_SYNC_MAX_HANDSHAKES", in: 1...65_536, default: 128)
+        syncMaximumHandshakesPerAddress = try environment.integer("PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS", in: 1...65_536, default: 16)
+    }
+
+    /// `PEAT_BROKER_TOKEN` or `PEAT_BROKER_TOKEN_FILE` (not both), checked now so a bad token or an
+    /// unreadable file stops the node at start; messages never contain the token.
+    static func parseBrokerToken(_ environment: Environment) throws(ConfigurationError) -> BrokerTokenSource {
+        switch (environment["PEAT_BROKER_TOKEN"], environment["PEAT_BROKER_TOKEN_FILE"]) {
+        case (nil, nil):
+            return .none
+        case (.some, .some):
+            throw ConfigurationError(
+                variable: "PEAT_BROKER_TOKEN/PEAT_BROKER_TOKEN_FILE", message: "both are set; set only one (the file, for a mounted Secret)")
+        case (let token?, nil):
+            do {
+                _ = try BrokerToken(token)
+            } catch {
+                throw ConfigurationError(variable: "PEAT_BROKER_TOKEN", message: error.message)
+            }
+            return .value(token)
+        case (nil, let path?):
+            do {
+                _ = try BrokerToken(file: path)
+            } catch {
+                throw ConfigurationError(variable: "PEAT_BROKER_TOKEN_FILE", message: error.message)
+            }
+            return .file(path)
+        }
     }
 
     // MARK: Value parsers

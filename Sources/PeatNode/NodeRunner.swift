@@ -52,6 +52,7 @@ struct NodeRunner {
                 "broker_port": "\(configuration.brokerPort)",
                 "sync_port": "\(configuration.syncPort)",
                 "data_dir": "\(configuration.dataDirectory)",
+                "broker_auth": "\(configuration.brokerToken.summary)",
             ])
 
         do {
@@ -86,12 +87,16 @@ struct NodeRunner {
         let registry = PrometheusCollectorRegistry()
         let metrics = PrometheusMetricsFactory(registry: registry)
         MetricsSystem.bootstrap(metrics)
+        var transport = TLSSyncTransport.Configuration()
+        transport.handshakeLimits.maximumPending = configuration.syncMaximumHandshakes
+        transport.handshakeLimits.maximumPendingPerAddress = configuration.syncMaximumHandshakesPerAddress
         let mesh: PeatMesh
         do {
             var builder = PeatMeshBuilder(secret: identity.secret, context: identity.context)
                 .nodeID(identity.nodeID)
                 .store(store)
                 .listen(host: configuration.bindHost, port: configuration.syncPort)
+                .transportConfiguration(transport)
                 .logger(Logger(label: "peat.mesh"))
                 .transportLogger(Logger(label: "peat.mesh.transport"))
                 .metricsFactory(metrics)
@@ -113,11 +118,25 @@ struct NodeRunner {
             logger.info("Sync mode override applied collection=\(collection) mode=\(mode)")
         }
 
+        var brokerConfiguration = Broker.Configuration(host: configuration.bindHost, port: configuration.brokerPort)
+        brokerConfiguration.maximumConnections = configuration.brokerMaximumConnections
+        brokerConfiguration.maximumConnectionsPerAddress = configuration.brokerMaximumConnectionsPerAddress
+        do {
+            switch configuration.brokerToken {
+            case .none: break
+            case .value(let token): brokerConfiguration.token = try BrokerToken(token)
+            case .file(let path): brokerConfiguration.token = try BrokerToken(file: path, logger: Logger(label: "peat.broker"))
+            }
+        } catch {
+            // Checked when the configuration was read; the file may have gone since.
+            _ = PeatMeshNode.refuse(ConfigurationError(variable: "PEAT_BROKER_TOKEN_FILE", message: error.message))
+            return PeatMeshNode.configurationExitCode
+        }
         let brokerState = NodeBrokerState(
             nodeID: identity.nodeID, deviceID: keypair.deviceID.hex, discovery: discovery, store: store, mesh: mesh)
         let broker = Broker(
             state: brokerState,
-            configuration: .init(host: configuration.bindHost, port: configuration.brokerPort),
+            configuration: brokerConfiguration,
             registry: registry,
             logger: Logger(label: "peat.broker")
         ).makeApplication { host, port in
