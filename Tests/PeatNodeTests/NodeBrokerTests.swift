@@ -1,4 +1,5 @@
 import Foundation
+import PeatTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -46,6 +47,48 @@ struct NodeBrokerTests {
 
         node.signal(SIGTERM)
         #expect(try node.finish().status == 0)
+    }
+
+    static func status(_ url: String, token: String?) async throws -> (status: Int, wwwAuthenticate: String?) {
+        var request = URLRequest(url: URL(string: url)!)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (_, response) = try await URLSession.shared.data(for: request)
+        let http = response as? HTTPURLResponse
+        return (http?.statusCode ?? 0, http?.value(forHTTPHeaderField: "WWW-Authenticate"))
+    }
+
+    /// `PEAT_BROKER_TOKEN_FILE` as the chart mounts it: protected routes need the token, probes and
+    /// metrics do not, a rewritten file rotates it, and the token shows up in no output.
+    @Test func aTokenFileProtectsTheAPIAndRotates() async throws {
+        let dataDirectory = RunCommandTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let tokenFile = dataDirectory + "-broker-token"
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        let first = "first-\(UUID().uuidString)"
+        let second = "second-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        try (first + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let node = try NodeProcess(
+            environment: RunCommandTests.environment(dataDirectory: dataDirectory, ["PEAT_BROKER_TOKEN_FILE": tokenFile]))
+        let output = try node.waitForOutput(containing: "Broker listening")
+        #expect(output.contains("broker_auth=file:\(tokenFile)"))
+        let base = "http://127.0.0.1:\(try #require(RunCommandTests.brokerPort(in: output)))"
+
+        for open in ["/api/v1/health", "/metrics"] { #expect(try await Self.status(base + open, token: nil).status == 200) }
+        #expect(try await Self.status(base + "/api/v1/ready", token: nil).status != 401)
+        let refused = try await Self.status(base + "/api/v1/node", token: nil)
+        #expect(refused.status == 401 && refused.wwwAuthenticate == "Bearer")
+        #expect(try await Self.status(base + "/api/v1/node", token: "wrong").status == 401)
+        #expect(try await Self.status(base + "/api/v1/node", token: first).status == 200)
+
+        try second.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try await eventually("the rotated token is accepted", timeout: .seconds(10)) { try await Self.status(base + "/api/v1/node", token: second).status == 200 }
+        #expect(try await Self.status(base + "/api/v1/node", token: first).status == 401)
+
+        node.signal(SIGTERM)
+        let result = try node.finish()
+        #expect(result.status == 0)
+        #expect(![first, second].contains { result.stdout.contains($0) || result.stderr.contains($0) })
     }
 
     @Test func staticPeersAreDiscoveredAndListed() async throws {

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 
@@ -35,6 +36,42 @@ struct NodeConfigurationTests {
         #expect(configuration.compaction == .init(enabled: false, interval: .seconds(300), thresholdBytes: 65_536, collections: []))
         #expect(configuration.logLevel == .info)
         #expect(configuration.logFormat == .text)
+        #expect(configuration.brokerToken == .none)
+        #expect(configuration.brokerMaximumConnections == 512 && configuration.brokerMaximumConnectionsPerAddress == 64)
+        #expect(configuration.syncMaximumHandshakes == 128 && configuration.syncMaximumHandshakesPerAddress == 16)
+    }
+
+    @Test func readsTheBrokerTokenAndTheListenerLimits() throws {
+        let configuration = try Self.parse([
+            "PEAT_BROKER_TOKEN": "abc.DEF-123", "PEAT_BROKER_MAX_CONNECTIONS": "10", "PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS": "3",
+            "PEAT_SYNC_MAX_HANDSHAKES": "20", "PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS": "4",
+        ])
+        #expect(configuration.brokerToken == .value("abc.DEF-123"))
+        #expect(configuration.brokerToken.summary == "token")
+        #expect(configuration.brokerMaximumConnections == 10 && configuration.brokerMaximumConnectionsPerAddress == 3)
+        #expect(configuration.syncMaximumHandshakes == 20 && configuration.syncMaximumHandshakesPerAddress == 4)
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("peat-token-\(UUID().uuidString)").path
+        try "from-a-file\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try Self.parse(["PEAT_BROKER_TOKEN_FILE": path]).brokerToken == .file(path))
+    }
+
+    @Test func badBrokerTokensAreRefusedWithoutShowingThem() throws {
+        for (variables, variable) in [
+            (["PEAT_BROKER_TOKEN": "with space secret-part"], "PEAT_BROKER_TOKEN"),
+            (["PEAT_BROKER_TOKEN_FILE": "/nonexistent/secret-part"], "PEAT_BROKER_TOKEN_FILE"),
+            (["PEAT_BROKER_TOKEN": "secret-part", "PEAT_BROKER_TOKEN_FILE": "/tmp/x"], "PEAT_BROKER_TOKEN/PEAT_BROKER_TOKEN_FILE"),
+        ] {
+            let error = Self.error(variables)
+            #expect(error?.variable == variable)
+            if variable == "PEAT_BROKER_TOKEN" || variable.contains("/") { #expect(error?.description.contains("secret-part") == false) }
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("peat-token-\(UUID().uuidString)").path
+        try "two words\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = Self.error(["PEAT_BROKER_TOKEN_FILE": path])
+        #expect(error?.variable == "PEAT_BROKER_TOKEN_FILE" && error?.description.contains("two words") == false)
     }
 
     @Test func readsEveryVariable() throws {
@@ -111,6 +148,8 @@ struct NodeConfigurationTests {
         ("PEAT_BIND_HOST", "256.0.0.1"), ("PEAT_LOG_LEVEL", "INFO "), ("PEAT_COMPACTION_INTERVAL_SECS", "0"),
         ("PEAT_COMPACTION_THRESHOLD_BYTES", "-5"), ("PEAT_COMPACTION_COLLECTIONS", "a b"),
         ("PEAT_RELAY_URLS", "https://"), ("PEAT_COMPACTION_ENABLED", "enabled"),
+        ("PEAT_BROKER_MAX_CONNECTIONS", "0"), ("PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS", "lots"),
+        ("PEAT_SYNC_MAX_HANDSHAKES", "-1"), ("PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS", "70000"),
     ])
     func refusesBadValueNamingTheVariable(_ variable: String, _ value: String) {
         let error = Self.error([variable: value])
