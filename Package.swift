@@ -280,6 +280,11 @@ let package = Package(
                 "PeatMesh", "PeatCRDT", "PeatIdentity", "PeatStorage", "PeatDiscovery", "PeatTransport", "PeatTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The listener flood: raw sockets and the transport's rejection counters.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import PeatCRDT
 import PeatDiscovery
 import PeatIdentity
@@ -33,12 +34,15 @@ final class MeshCluster: @unchecked Sendable {
     /// The nodes' timers (anti-entropy, redial backoff, push delay); a test's own clock moves only
     /// when the test advances it.
     let clock: (any Clock<Duration>)?
+    /// Where each node's metrics go (by default swift-metrics' global factory).
+    let metrics: @Sendable (Int) -> (any MetricsFactory)?
 
     init(
         size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init(),
-        cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil
+        cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil, metrics: @escaping @Sendable (Int) -> (any MetricsFactory)? = { _ in nil }
     ) async throws {
         self.size = size
+        self.metrics = metrics
         self.clock = clock
         self.cacheSize = cacheSize
         self.secret = secret
@@ -78,6 +82,7 @@ final class MeshCluster: @unchecked Sendable {
             }
             .logger(logger)
         if let clock { builder = builder.clock(clock) }
+        if let factory = metrics(i) { builder = builder.metricsFactory(factory) }
         let mesh = try builder.build()
         let group = ServiceGroup(configuration: .init(services: [mesh], logger: logger))
         let task = Task { try await group.run() }
