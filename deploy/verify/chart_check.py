@@ -14,7 +14,11 @@ Other scripts import `render(values, name=..., namespace=...)` to get the render
 from __future__ import annotations
 
 import base64
+import http.server
+import json
+import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,7 +106,14 @@ class Report:
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
                    "app.kubernetes.io/managed-by", "helm.sh/chart")
 
+# Where the pod reads the broker token: a Secret volume's directory and the file in it.
+TOKEN_DIR = "/var/run/secrets/peat-mesh"
+TOKEN_KEY = "broker-token"
+TOKEN_FILE = f"{TOKEN_DIR}/{TOKEN_KEY}"
+GENERATED_TOKEN = re.compile(r"^[A-Za-z0-9]{40}$")
+
 BASE_ENV = {
+    "PEAT_BROKER_TOKEN_FILE": TOKEN_FILE,
     "PEAT_DISCOVERY": "kubernetes",
     "PEAT_BROKER_PORT": "8081",
     "PEAT_SYNC_PORT": "11204",
@@ -127,6 +138,7 @@ class Expect:
                  pdb: bool = True, persistence: dict[str, Any] | None = None,
                  node_ports: dict[str, int | None] | None = None, sync_port: int = 11204,
                  broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
+                 token_secret: str | None = None, token_mode: int = 0o440,
                  extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
         self.name, self.namespace, self.fullname = name, namespace, fullname
         self.env = {**BASE_ENV, **(env or {})}
@@ -138,6 +150,11 @@ class Expect:
         self.persistence, self.node_ports = persistence, node_ports
         self.sync_port, self.broker_port = sync_port, broker_port
         self.image, self.max_unavailable, self.extra = image, max_unavailable, extra
+        # token_secret: brokerToken.existingSecret (the chart renders no token Secret); None: the
+        # chart's own <fullname>-broker-token.
+        self.token_managed = token_secret is None
+        self.token_secret = token_secret or f"{fullname}-broker-token"
+        self.token_mode = token_mode
 
 
 def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
@@ -168,7 +185,7 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         r.equal(f"{obj['kind']}/{meta['name']} namespace", meta.get("namespace"), e.namespace)
 
     expected_kinds = {"Service", "StatefulSet"}
-    if e.secret is not None:
+    if e.secret is not None or e.token_managed:
         expected_kinds.add("Secret")
     if e.create_service_account:
         expected_kinds.add("ServiceAccount")
@@ -230,6 +247,11 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             {"secretKeyRef": {"name": e.secret_name, "key": "formation-secret"}})
     plain = {v["name"]: v["value"] for v in env if v["name"].startswith("PEAT_") and "value" in v}
     r.equal("PEAT_* environment", plain, e.env)
+    r.check("no PEAT_BROKER_TOKEN in env (the token is only ever a file)", "PEAT_BROKER_TOKEN" not in names, names)
+    r.check("PEAT_BROKER_TOKEN_FILE is a plain path, not valueFrom",
+            [v for v in env if v["name"] == "PEAT_BROKER_TOKEN_FILE"] == [{"name": "PEAT_BROKER_TOKEN_FILE",
+                                                                           "value": TOKEN_FILE}], env)
+    r.equal("no envFrom (every variable is listed)", c.get("envFrom"), None)
     if "PEAT_IDENTITY_CONTEXT" in e.env:
         pod_name = next((v for v in env if v["name"] == "POD_NAME"), {})
         r.equal("POD_NAME from the downward API", pod_name.get("valueFrom"),
@@ -238,9 +260,10 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
                 "POD_NAME" in names and names.index("POD_NAME") < names.index("PEAT_IDENTITY_CONTEXT"), names)
 
     mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
-    r.equal("volume mounts", mounts, {"data": "/data", "tmp": "/tmp"})
+    r.equal("volume mounts", mounts, {"data": "/data", "tmp": "/tmp", "broker-token": TOKEN_DIR})
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     r.equal("tmp is an emptyDir", volumes.get("tmp"), {"name": "tmp", "emptyDir": {}})
+    check_token_volume(r, c, volumes, e)
     claims = spec.get("volumeClaimTemplates", [])
     if e.persistence is None:
         r.equal("data is an emptyDir", volumes.get("data"), {"name": "data", "emptyDir": {}})
@@ -254,7 +277,7 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             r.equal("claim accessModes", claim["accessModes"], ["ReadWriteOnce"])
             r.equal("claim storageClassName", claim.get("storageClassName"), e.persistence.get("storageClass"))
     annotations = pod["metadata"].get("annotations", {})
-    r.check("checksum/secret annotation iff the chart renders the Secret",
+    r.check("checksum/secret annotation iff the chart renders the formation Secret",
             ("checksum/secret" in annotations) == (e.secret is not None), annotations)
 
     # Headless Service: the discovery source.
@@ -295,17 +318,30 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             [e.service_account] if e.create_service_account else [])
     r.check("no ClusterRole/ClusterRoleBinding", not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding"))
 
-    # Secret
+    # Secrets: the formation secret and the broker token, each in its own.
     secrets = find(objects, "Secret")
+    r.equal("Secrets rendered", sorted(s["metadata"]["name"] for s in secrets),
+            sorted(([e.secret_name] if e.secret is not None else []) + ([e.token_secret] if e.token_managed else [])))
+    formation = find(objects, "Secret", e.secret_name)
     if e.secret is None:
-        r.equal("no Secret (existingSecret)", secrets, [])
-    elif r.equal("one Secret", len(secrets), 1):
-        s = secrets[0]
-        r.equal("Secret name matches the secretKeyRef", s["metadata"]["name"], e.secret_name)
+        r.equal("no formation Secret (existingSecret)", formation, [])
+    elif r.equal("one formation Secret", len(formation), 1):
+        s = formation[0]
         r.equal("Secret type", s.get("type"), "Opaque")
-        r.equal("Secret data is only formation-secret", sorted(s.get("data", {})), ["formation-secret"])
+        r.equal("formation Secret data is only formation-secret", sorted(s.get("data", {})), ["formation-secret"])
         r.equal("Secret formation-secret is base64 of the given secret",
                 s.get("data", {}).get("formation-secret"), base64.b64encode(e.secret.encode()).decode())
+    tokens = find(objects, "Secret", e.token_secret) if e.token_managed else []
+    if e.token_managed and r.equal("one broker token Secret", len(tokens), 1):
+        s = tokens[0]
+        r.equal("token Secret type", s.get("type"), "Opaque")
+        r.equal("token Secret data is only broker-token", sorted(s.get("data", {})), [TOKEN_KEY])
+        token = base64.b64decode(s.get("data", {}).get(TOKEN_KEY, "")).decode()
+        r.check("generated token: 40 random letters and digits (lookup finds nothing offline)",
+                bool(GENERATED_TOKEN.match(token)), token)
+        text = json.dumps(sts)
+        r.check("the token appears nowhere in the StatefulSet (not as a value, not in an annotation)",
+                token not in text and s["data"][TOKEN_KEY] not in text)
 
     # PodDisruptionBudget
     pdbs = find(objects, "PodDisruptionBudget")
@@ -335,6 +371,28 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
 
     if e.extra is not None:
         e.extra(r, objects)
+
+
+def check_token_volume(r: Report, container: dict[str, Any], volumes: dict[str, Any], e: Expect) -> None:
+    """The token file PEAT_BROKER_TOKEN_FILE names is the key broker-token of the Secret, in a whole-directory,
+    read-only Secret volume mount (a subPath mount would never see the kubelet's updates)."""
+    mount = next((m for m in container.get("volumeMounts", []) if m["name"] == "broker-token"), {})
+    r.equal("broker-token mount: read-only, whole directory (no subPath)", mount,
+            {"name": "broker-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    r.equal("broker-token volume: the Secret's key broker-token as the file broker-token", volumes.get("broker-token"),
+            {"name": "broker-token", "secret": {"secretName": e.token_secret, "defaultMode": e.token_mode,
+                                                "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}]}})
+    # Resolve the path as the kubelet lays it out: <mountPath>/<items[].path> is the key's content.
+    env_path = next((v.get("value") for v in container.get("env", []) if v["name"] == "PEAT_BROKER_TOKEN_FILE"), "")
+    resolved = None
+    for m in container.get("volumeMounts", []):
+        prefix = m["mountPath"].rstrip("/") + "/"
+        source = volumes.get(m["name"], {}).get("secret")
+        if source and env_path.startswith(prefix):
+            relative = env_path[len(prefix):]
+            resolved = next(((source["secretName"], i["key"]) for i in source.get("items", []) if i["path"] == relative),
+                            None)
+    r.equal("PEAT_BROKER_TOKEN_FILE resolves to the token Secret's key", resolved, (e.token_secret, TOKEN_KEY))
 
 
 EXTRA_ENV = [{"name": "EXTRA_FLAG", "value": "1"},
@@ -403,6 +461,12 @@ VALUE_SETS: list[ValueSet] = [
     }, Expect(node_ports={"sync": None, "broker": None}), {}),
     ("existingSecret", {"existingSecret": "peat-formation"},
      Expect(secret=None, secret_name="peat-formation"), {}),
+    ("existingSecret and brokerToken.existingSecret (the chart renders no Secret)", {
+        "existingSecret": "peat-formation", "brokerToken": {"existingSecret": "peat-broker-token"},
+    }, Expect(secret=None, secret_name="peat-formation", token_secret="peat-broker-token"), {}),
+    ("brokerToken.existingSecret with a chart-managed formation Secret", {
+        "formationSecret": SECRET, "brokerToken": {"existingSecret": "vault.peat-token"},
+    }, Expect(token_secret="vault.peat-token"), {}),
     ("replicaCount 1, no PDB", {
         "formationSecret": OTHER_SECRET, "replicaCount": 1, "podDisruptionBudget": {"enabled": False},
     }, Expect(secret=OTHER_SECRET, replicas=1, pdb=False), {}),
@@ -467,6 +531,17 @@ FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
     ("compaction.enabled as a string", {"formationSecret": SECRET, "compaction": {"enabled": "yes"}},
      "HelmValuesError", "/compaction/enabled"),
     ("irohBindPort 0", {"formationSecret": SECRET, "irohBindPort": 0}, "HelmValuesError", "/irohBindPort"),
+    ("extraEnv PEAT_BROKER_TOKEN (a token as a plain value)",
+     {"formationSecret": SECRET, "extraEnv": [{"name": "PEAT_BROKER_TOKEN", "value": "plain"}]},
+     "HelmRenderError", "extraEnv must not set PEAT_BROKER_TOKEN: the chart gives the node its broker token as the file "
+     "/var/run/secrets/peat-mesh/broker-token"),
+    ("extraEnv PEAT_BROKER_TOKEN_FILE",
+     {"formationSecret": SECRET, "extraEnv": [{"name": "PEAT_BROKER_TOKEN_FILE", "value": "/tmp/t"}]},
+     "HelmRenderError", "extraEnv must not set PEAT_BROKER_TOKEN_FILE"),
+    ("brokerToken.existingSecret not a Secret name", {"formationSecret": SECRET, "brokerToken": {"existingSecret": "My_Token"}},
+     "HelmValuesError", "/brokerToken/existingSecret"),
+    ("brokerToken.value (a token in values)", {"formationSecret": SECRET, "brokerToken": {"value": "abc"}},
+     "HelmValuesError", "additional properties 'value'"),
 ]
 
 
@@ -490,7 +565,8 @@ def check_chart(r: Report) -> None:
     templates = sorted(t["name"] for t in chart.templates)
     r.check("templates present", {f"templates/{n}" for n in (
         "_helpers.tpl", "statefulset.yaml", "service-headless.yaml", "serviceaccount.yaml", "role.yaml",
-        "rolebinding.yaml", "secret.yaml", "pdb.yaml", "service-nodeport.yaml", "NOTES.txt")} <= set(templates),
+        "rolebinding.yaml", "secret.yaml", "secret-broker-token.yaml", "pdb.yaml", "service-nodeport.yaml",
+        "NOTES.txt")} <= set(templates),
         templates)
 
 
@@ -510,8 +586,136 @@ def check_value_set(r: Report, label: str, values: dict[str, Any], expect: Expec
     r.check("NOTES.txt explains port-forward, health, peers and the device_id check",
             all(s in notes for s in ("port-forward", "/api/v1/health", "/api/v1/peers", "peat-mesh-node identity",
                                      "device_id")), notes)
+    read_token = (f"kubectl -n {namespace} get secret {expect.token_secret} -o jsonpath='{{.data.broker-token}}' "
+                  "| base64 -d")
+    r.check("NOTES.txt says how to read the token and sends it to protected routes",
+            read_token in notes and 'curl -s -H "Authorization: Bearer $TOKEN"' in notes
+            and "/api/v1/peers" in notes.split("Authorization: Bearer", 1)[-1], notes)
     objects = render(values, name, namespace)
     check_common(r, objects, expect)
+
+
+# --- the broker token across installs and upgrades ----------------------------------------------
+
+class SecretsAPI:
+    """Just enough of an API server for Helm's `lookup "v1" "Secret"`: discovery of v1 and GET of one
+    Secret (404 for any other), over plain HTTP on loopback. Records the paths it was asked for."""
+
+    def __init__(self, namespace: str, secrets: dict[str, dict[str, str]]) -> None:
+        self.namespace, self.secrets, self.requests = namespace, secrets, []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                api.requests.append(path)
+                code, body = 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                                   "code": 404, "message": f"{path} not found"}
+                secret = re.fullmatch(rf"/api/v1/namespaces/{re.escape(api.namespace)}/secrets/([^/]+)", path)
+                if path == "/api":
+                    code, body = 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+                elif path == "/apis":
+                    code, body = 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+                elif path == "/api/v1":
+                    code, body = 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                        {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
+                         "verbs": ["get", "list"]}]}
+                elif path == "/version":
+                    code, body = 200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
+                elif secret and secret.group(1) in api.secrets:
+                    code, body = 200, {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+                                       "metadata": {"name": secret.group(1), "namespace": api.namespace},
+                                       "data": api.secrets[secret.group(1)]}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "SecretsAPI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def render(self, values: dict[str, Any], name: str = "peat-mesh") -> list[dict[str, Any]]:
+        """`helm upgrade`'s render against this server: lookup returns what it holds."""
+        config = helm_python.Config(kube_apiserver=f"http://127.0.0.1:{self.server.server_port}",
+                                    kube_token="chart-check", namespace=self.namespace)
+        try:
+            manifests = config.render(_chart(), values, name=name, namespace=self.namespace, is_upgrade=True)
+        finally:
+            config.close()
+        return [d for p, t in sorted(manifests.items()) if not p.endswith(".txt") for d in yaml.safe_load_all(t) if d]
+
+
+def token_of(objects: list[dict[str, Any]], secret: str = "peat-mesh-broker-token") -> str | None:
+    found = find(objects, "Secret", secret)
+    return base64.b64decode(found[0]["data"][TOKEN_KEY]).decode() if found else None
+
+
+def check_token_lifecycle(r: Report) -> None:
+    r.scope = "broker token: offline renders"
+    values = {"formationSecret": SECRET}
+    first, second = render(values), render(values)
+    t1, t2 = token_of(first), token_of(second)
+    r.check("two offline renders (helm template: lookup finds nothing) generate two different tokens",
+            t1 is not None and t2 is not None and t1 != t2 and all(GENERATED_TOKEN.match(t) for t in (t1, t2)), (t1, t2))
+    r.equal("the StatefulSet is the same whatever the token (a new token restarts no pod)",
+            find(first, "StatefulSet"), find(second, "StatefulSet"))
+    # Maps merge with the defaults: only null removes the default fsGroup.
+    no_fs_group = render({**values, "podSecurityContext": {"fsGroup": None}})
+    sts = find(no_fs_group, "StatefulSet")[0]
+    r.check("podSecurityContext.fsGroup null removes it", "fsGroup" not in sts["spec"]["template"]["spec"]["securityContext"],
+            sts["spec"]["template"]["spec"]["securityContext"])
+    volume = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "broker-token")
+    r.equal("without fsGroup the token file is world-readable (0444), else a non-root user could not read it",
+            volume["secret"].get("defaultMode"), 0o444)
+    validate_objects(r, find(no_fs_group, "StatefulSet"))
+
+    kept = "rotated-by-an-operator.7Hk2\n"  # what `kubectl create secret --from-file` of an echo would hold
+    kept_b64 = base64.b64encode(kept.encode()).decode()
+    cases = [
+        ("no token Secret in the cluster (install)", {}, "generated"),
+        ("token Secret present (upgrade)", {"peat-mesh-broker-token": {TOKEN_KEY: kept_b64}}, "kept"),
+        ("token Secret with a blank value", {"peat-mesh-broker-token": {TOKEN_KEY: base64.b64encode(b" \n").decode()}},
+         "generated"),
+        ("token Secret without the key", {"peat-mesh-broker-token": {"other": kept_b64}}, "generated"),
+    ]
+    for label, held, outcome in cases:
+        r.scope = f"broker token: lookup, {label}"
+        with SecretsAPI("peat", held) as api:
+            try:
+                objects = api.render(values)
+            except helm_python.HelmError as error:
+                r.check("renders against the API double", False, f"{type(error).__name__}: {error}")
+                continue
+        r.check("lookup asked the API server for the token Secret",
+                "/api/v1/namespaces/peat/secrets/peat-mesh-broker-token" in api.requests, api.requests)
+        secret = find(objects, "Secret", "peat-mesh-broker-token")
+        data = secret[0]["data"][TOKEN_KEY] if secret else None
+        if outcome == "kept":
+            r.equal("the Secret keeps the cluster's value byte for byte", data, kept_b64)
+        else:
+            token = token_of(objects)
+            r.check("a new 40-character token is generated", bool(token and GENERATED_TOKEN.match(token)), token)
+        validate_objects(r, secret)
+
+    r.scope = "broker token: lookup, brokerToken.existingSecret"
+    with SecretsAPI("peat", {"mine": {TOKEN_KEY: kept_b64}}) as api:
+        objects = api.render({**values, "brokerToken": {"existingSecret": "mine"}})
+    r.check("no token Secret rendered and none looked up (the chart never touches an existing Secret)",
+            not find(objects, "Secret", "mine") and not find(objects, "Secret", "peat-mesh-broker-token")
+            and not any("/secrets/" in p for p in api.requests), api.requests)
 
 
 def check_failures(r: Report) -> None:
@@ -536,6 +740,7 @@ def main() -> int:
     check_chart(r)
     for label, values, expect, release in VALUE_SETS:
         check_value_set(r, label, values, expect, release)
+    check_token_lifecycle(r)
     check_failures(r)
     r.scope = ""
     total = r.passed + len(r.failures)
