@@ -136,7 +136,7 @@ class Expect:
                  secret_name: str | None = None, rbac: bool = True, automount: bool = True,
                  service_account: str | None = None, create_service_account: bool = True,
                  pdb: bool = True, persistence: dict[str, Any] | None = None,
-                 node_ports: dict[str, int | None] | None = None, sync_port: int = 11204,
+                 node_ports: dict[str, Any] | None = None, sync_port: int = 11204,
                  broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
                  token_secret: str | None = None, token_mode: int = 0o440,
                  extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
@@ -363,11 +363,18 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         r.check("NodePort Service not labelled app=peat-mesh", "app" not in np["metadata"]["labels"],
                 np["metadata"]["labels"])
         r.equal("NodePort Service selects the StatefulSet's pods", np["spec"]["selector"], selector)
-        r.equal("NodePort Service ports",
+        r.equal("NodePort Service exposes the sync port only (never the broker)",
                 [(p["name"], p["port"], p.get("targetPort"), p.get("protocol"), p.get("nodePort"))
                  for p in np["spec"]["ports"]],
-                [("sync", e.sync_port, "sync", "TCP", e.node_ports["sync"]),
-                 ("broker", e.broker_port, "broker", "TCP", e.node_ports["broker"])])
+                [("sync", e.sync_port, "sync", "TCP", e.node_ports["sync"])])
+        r.equal("NodePort Service externalTrafficPolicy", np["spec"].get("externalTrafficPolicy"),
+                e.node_ports.get("externalTrafficPolicy", "Cluster"))
+    broker_exposed = [(o["metadata"]["name"], o["spec"].get("type", "ClusterIP"), p.get("name"))
+                      for o in objects if o["kind"] == "Service"
+                      for p in o["spec"].get("ports", [])
+                      if o["spec"].get("type") in ("NodePort", "LoadBalancer")
+                      and (p.get("targetPort") in ("broker", e.broker_port) or p.get("port") == e.broker_port)]
+    r.equal("no NodePort or LoadBalancer Service reaches the broker port", broker_exposed, [])
 
     if e.extra is not None:
         e.extra(r, objects)
@@ -453,12 +460,12 @@ VALUE_SETS: list[ValueSet] = [
         "discoveryMode": "kubernetes",
         "staticPeers": "172.18.0.3:31204",
         "identityContext": "cluster-b-",
-        "nodePort": {"enabled": True, "syncNodePort": 31204, "brokerNodePort": 30081},
+        "nodePort": {"enabled": True, "syncNodePort": 31204, "externalTrafficPolicy": "Local"},
     }, Expect(env={"PEAT_STATIC_PEERS": "172.18.0.3:31204", "PEAT_IDENTITY_CONTEXT": "cluster-b-$(POD_NAME)"},
-              node_ports={"sync": 31204, "broker": 30081}), {}),
-    ("NodePort with cluster-allocated ports", {
-        "formationSecret": SECRET, "nodePort": {"enabled": True},
-    }, Expect(node_ports={"sync": None, "broker": None}), {}),
+              node_ports={"sync": 31204, "externalTrafficPolicy": "Local"}), {}),
+    ("NodePort with a cluster-allocated port; brokerNodePort null (an old values file) is ignored", {
+        "formationSecret": SECRET, "nodePort": {"enabled": True, "brokerNodePort": None},
+    }, Expect(node_ports={"sync": None}), {}),
     ("existingSecret", {"existingSecret": "peat-formation"},
      Expect(secret=None, secret_name="peat-formation"), {}),
     ("existingSecret and brokerToken.existingSecret (the chart renders no Secret)", {
@@ -540,6 +547,15 @@ FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
      "HelmRenderError", "extraEnv must not set PEAT_BROKER_TOKEN_FILE"),
     ("brokerToken.existingSecret not a Secret name", {"formationSecret": SECRET, "brokerToken": {"existingSecret": "My_Token"}},
      "HelmValuesError", "/brokerToken/existingSecret"),
+    ("nodePort.brokerNodePort set (removed)",
+     {"formationSecret": SECRET, "nodePort": {"enabled": True, "syncNodePort": 31204, "brokerNodePort": 30081}},
+     "HelmRenderError", "nodePort.brokerNodePort is no longer supported: the NodePort Service exposes only the sync "
+     "port"),
+    ("nodePort.brokerNodePort set with the NodePort disabled",
+     {"formationSecret": SECRET, "nodePort": {"brokerNodePort": 30081}},
+     "HelmRenderError", "nodePort.brokerNodePort is no longer supported"),
+    ("nodePort.externalTrafficPolicy local", {"formationSecret": SECRET, "nodePort": {"externalTrafficPolicy": "local"}},
+     "HelmValuesError", "/nodePort/externalTrafficPolicy"),
     ("brokerToken.value (a token in values)", {"formationSecret": SECRET, "brokerToken": {"value": "abc"}},
      "HelmValuesError", "additional properties 'value'"),
 ]

@@ -108,6 +108,9 @@ group); readable by any user when there is no fsGroup, else a non-root user coul
 {{- if and $secret (not .Values.existingSecret) (not (regexMatch "^([A-Za-z0-9+/]{4}){5,}([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{4})$" $secret)) }}
 {{- fail "formationSecret must be standard padded base64 of at least 16 bytes (e.g. $(openssl rand -base64 32))" }}
 {{- end }}
+{{- if not (kindIs "invalid" .Values.nodePort.brokerNodePort) }}
+{{- fail "nodePort.brokerNodePort is no longer supported: the NodePort Service exposes only the sync port; the broker needs its bearer token and stays inside the cluster (kubectl port-forward). Remove the value (--set nodePort.brokerNodePort=null on upgrade)" }}
+{{- end }}
 {{- range .Values.extraEnv }}
 {{- if has .name (list "PEAT_BROKER_TOKEN" "PEAT_BROKER_TOKEN_FILE") }}
 {{- fail (printf "extraEnv must not set %s: the chart gives the node its broker token as the file %s from a Secret (name your own Secret with brokerToken.existingSecret)" .name (include "peat-mesh.brokerTokenFile" $)) }}
