@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import http.server
+import ipaddress
 import json
 import re
 import sys
 import threading
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 try:
@@ -139,6 +141,7 @@ class Expect:
                  node_ports: dict[str, Any] | None = None, sync_port: int = 11204,
                  broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
                  token_secret: str | None = None, token_mode: int = 0o440,
+                 policy: list[tuple[str, str, str, bool]] | None = None,
                  extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
         self.name, self.namespace, self.fullname = name, namespace, fullname
         self.env = {**BASE_ENV, **(env or {})}
@@ -155,6 +158,8 @@ class Expect:
         self.token_managed = token_secret is None
         self.token_secret = token_secret or f"{fullname}-broker-token"
         self.token_mode = token_mode
+        # policy: (what, source, port, admitted) facts the NetworkPolicy must satisfy; None: no policy.
+        self.policy = policy
 
 
 def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
@@ -193,6 +198,8 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         expected_kinds |= {"Role", "RoleBinding"}
     if e.pdb:
         expected_kinds.add("PodDisruptionBudget")
+    if e.policy is not None:
+        expected_kinds.add("NetworkPolicy")
     r.equal("rendered kinds", sorted({o["kind"] for o in objects}), sorted(expected_kinds))
 
     # StatefulSet
@@ -376,8 +383,118 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
                       and (p.get("targetPort") in ("broker", e.broker_port) or p.get("port") == e.broker_port)]
     r.equal("no NodePort or LoadBalancer Service reaches the broker port", broker_exposed, [])
 
+    # NetworkPolicy
+    policies = find(objects, "NetworkPolicy")
+    r.equal("a NetworkPolicy iff networkPolicy.enabled", len(policies), 0 if e.policy is None else 1)
+    if e.policy is not None and policies:
+        check_network_policy(r, policies[0], selector, e)
+
     if e.extra is not None:
         e.extra(r, objects)
+
+
+# --- NetworkPolicy semantics --------------------------------------------------------------------
+
+def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector against labels; {} selects everything."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression["key"], expression["operator"], expression.get("values") or []
+        if ((op == "In" and labels.get(key) not in values) or (op == "NotIn" and key in labels and labels[key] in values)
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels)):
+            return False
+    return True
+
+
+@dataclass
+class Source:
+    """Who opens a connection: a pod (namespace, its labels) or an address outside the pod network."""
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ip: str | None = None
+
+    def namespace_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": self.namespace or ""}
+
+
+def peer_admits(peer: dict[str, Any], source: Source, policy_namespace: str) -> bool:
+    if "ipBlock" in peer:
+        if source.ip is None:
+            return False  # ipBlock on pod addresses is left to the CNI: never count on it
+        address = ipaddress.ip_address(source.ip)
+        block = peer["ipBlock"]
+        return (address in ipaddress.ip_network(block["cidr"])
+                and not any(address in ipaddress.ip_network(x) for x in block.get("except") or []))
+    if source.namespace is None:
+        return False  # selectors select pods only
+    if "namespaceSelector" in peer:
+        namespace_ok = labels_match(peer["namespaceSelector"], source.namespace_labels())
+    else:
+        namespace_ok = source.namespace == policy_namespace
+    return namespace_ok and labels_match(peer.get("podSelector") or {}, source.labels)
+
+
+def policy_admits(policy: dict[str, Any], source: Source, port: int, protocol: str, port_name: str) -> bool:
+    """Whether the policy lets `source` open `protocol`/`port` to a pod it selects (ingress)."""
+    namespace = policy["metadata"]["namespace"]
+    for rule in policy["spec"].get("ingress") or []:
+        ports = rule.get("ports")
+        if ports and not any(p.get("protocol", "TCP") == protocol and p.get("port") in (port, port_name) for p in ports):
+            continue
+        peers = rule.get("from")
+        if not peers or any(peer_admits(peer, source, namespace) for peer in peers):
+            return True
+    return False
+
+
+def policy_sources(e: Expect) -> dict[str, Source]:
+    ns = e.namespace
+    return {
+        "this release's pod": Source(ns, {"app": "peat-mesh", "app.kubernetes.io/name": "peat-mesh",
+                                          "app.kubernetes.io/instance": e.name}),
+        "another peat-mesh release in the namespace (a gateway)": Source(ns, {"app": "peat-mesh",
+                                                                              "app.kubernetes.io/instance": "peat-gateway"}),
+        "another pod of the namespace": Source(ns, {"app": "web"}),
+        "a peat-mesh pod of another namespace": Source("elsewhere", {"app": "peat-mesh",
+                                                                     "app.kubernetes.io/instance": e.name}),
+        "the relay (namespace relay)": Source("relay", {"app.kubernetes.io/component": "relay"}),
+        "Prometheus (namespace monitoring)": Source("monitoring", {"app": "prometheus"}),
+        "the other cluster's node 172.18.0.3": Source(ip="172.18.0.3"),
+        "10.2.3.4 (syncFrom ipBlock)": Source(ip="10.2.3.4"),
+        "10.1.2.3 (in the ipBlock's except)": Source(ip="10.1.2.3"),
+        "an outside address 198.51.100.7": Source(ip="198.51.100.7"),
+    }
+
+
+def check_network_policy(r: Report, policy: dict[str, Any], selector: dict[str, str], e: Expect) -> None:
+    spec = policy["spec"]
+    r.equal("NetworkPolicy selects the StatefulSet's pods", spec.get("podSelector"), {"matchLabels": selector})
+    r.equal("NetworkPolicy restricts ingress only (egress is not restricted)", spec.get("policyTypes"), ["Ingress"])
+    r.check("every ingress rule names its ports and sources (no rule opens a port to everyone)",
+            all(rule.get("ports") and rule.get("from") for rule in spec.get("ingress") or []), spec.get("ingress"))
+    allowed_ports = {("TCP", e.sync_port), ("TCP", e.broker_port), ("UDP", 5353)}
+    opened = {(p.get("protocol", "TCP"), p.get("port")) for rule in spec.get("ingress") or [] for p in rule.get("ports") or []}
+    r.check("the policy opens only the sync and broker ports (and mDNS)", opened <= allowed_ports, opened)
+    sources = policy_sources(e)
+    ports = {"sync": ("TCP", e.sync_port), "broker": ("TCP", e.broker_port), "mdns": ("UDP", 5353)}
+    for source_name, port_name, expected in e.policy:
+        protocol, port = ports[port_name]
+        admitted = policy_admits(policy, sources[source_name], port, protocol, port_name)
+        r.equal(f"{port_name} port {'admits' if expected else 'refuses'} {source_name}", admitted, expected)
+
+
+def default_policy(*, sync_extra: tuple[str, ...] = (), broker: tuple[str, ...] = (
+        "this release's pod", "another pod of the namespace", "another peat-mesh release in the namespace (a gateway)"),
+        mdns: bool = False) -> list[tuple[str, str, str, bool]]:
+    """Every source against every port: admitted where listed, refused elsewhere."""
+    mesh = ("this release's pod", "another peat-mesh release in the namespace (a gateway)")
+    facts = []
+    for name in policy_sources(Expect()):
+        facts.append((name, "sync", name in mesh or name in sync_extra))
+        facts.append((name, "broker", name in broker))
+        facts.append((name, "mdns", mdns and name in mesh))
+    return facts
 
 
 def check_token_volume(r: Report, container: dict[str, Any], volumes: dict[str, Any], e: Expect) -> None:
@@ -466,6 +583,39 @@ VALUE_SETS: list[ValueSet] = [
     ("NodePort with a cluster-allocated port; brokerNodePort null (an old values file) is ignored", {
         "formationSecret": SECRET, "nodePort": {"enabled": True, "brokerNodePort": None},
     }, Expect(node_ports={"sync": None}), {}),
+    ("networkPolicy defaults", {"formationSecret": SECRET, "networkPolicy": {"enabled": True}},
+     Expect(policy=default_policy()), {}),
+    ("networkPolicy: relay, federation over a Local NodePort, syncFrom, broker closed", {
+        "formationSecret": SECRET,
+        "nodePort": {"enabled": True, "syncNodePort": 31204, "externalTrafficPolicy": "Local"},
+        "networkPolicy": {
+            "enabled": True,
+            "relayPodSelector": {"matchLabels": {"app.kubernetes.io/component": "relay"}},
+            "relayNamespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                                             "values": ["relay"]}]},
+            "federationCIDRs": ["172.18.0.3/32"],
+            "syncFrom": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                         {"ipBlock": {"cidr": "fd00:10::/64"}}],
+            "brokerFrom": [],
+        },
+    }, Expect(node_ports={"sync": 31204, "externalTrafficPolicy": "Local"}, policy=default_policy(
+        sync_extra=("the relay (namespace relay)", "the other cluster's node 172.18.0.3", "10.2.3.4 (syncFrom ipBlock)"),
+        broker=())), {}),
+    ("networkPolicy with mdns discovery and Prometheus on the broker port", {
+        "formationSecret": SECRET, "discoveryMode": "mdns",
+        "networkPolicy": {"enabled": True, "brokerFrom": [
+            {"podSelector": {}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+             "podSelector": {"matchLabels": {"app": "prometheus"}}}]},
+    }, Expect(env={"PEAT_DISCOVERY": "mdns"}, rbac=False, automount=False, policy=default_policy(
+        mdns=True, broker=("this release's pod", "another pod of the namespace",
+                           "another peat-mesh release in the namespace (a gateway)", "Prometheus (namespace monitoring)"))),
+     {}),
+    ("networkPolicy follows custom ports (release edge in namespace mesh)", {
+        "formationSecret": SECRET, "brokerPort": 9000, "syncPort": 12000, "networkPolicy": {"enabled": True},
+    }, Expect(name="edge", namespace="mesh", fullname="edge-peat-mesh", sync_port=12000, broker_port=9000,
+              env={"PEAT_BROKER_PORT": "9000", "PEAT_SYNC_PORT": "12000"}, policy=default_policy()),
+     {"name": "edge", "namespace": "mesh"}),
     ("existingSecret", {"existingSecret": "peat-formation"},
      Expect(secret=None, secret_name="peat-formation"), {}),
     ("existingSecret and brokerToken.existingSecret (the chart renders no Secret)", {
@@ -556,6 +706,25 @@ FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
      "HelmRenderError", "nodePort.brokerNodePort is no longer supported"),
     ("nodePort.externalTrafficPolicy local", {"formationSecret": SECRET, "nodePort": {"externalTrafficPolicy": "local"}},
      "HelmValuesError", "/nodePort/externalTrafficPolicy"),
+    ("networkPolicy.federationCIDRs entry without a prefix length",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "federationCIDRs": ["172.18.0.3"]}},
+     "HelmValuesError", "/networkPolicy/federationCIDRs/0"),
+    ("networkPolicy.federationCIDRs entry 300.1.1.1/8",
+     {"formationSecret": SECRET, "networkPolicy": {"federationCIDRs": ["300.1.1.1/8"]}},
+     "HelmValuesError", "/networkPolicy/federationCIDRs/0"),
+    ("networkPolicy.syncFrom ipBlock with a podSelector",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "syncFrom": [
+         {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}},
+     "HelmRenderError", "networkPolicy.syncFrom[0]: ipBlock cannot be combined with podSelector or namespaceSelector"),
+    ("networkPolicy.brokerFrom empty peer (would admit everyone)",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "brokerFrom": [{}]}},
+     "HelmValuesError", "/networkPolicy/brokerFrom/0"),
+    ("networkPolicy.relayPodSelector given labels instead of a selector",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "relayPodSelector": {"app": "relay"}}},
+     "HelmValuesError", "/networkPolicy/relayPodSelector"),
+    ("networkPolicy.egress (egress is not restricted)",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "egress": []}},
+     "HelmValuesError", "additional properties 'egress'"),
     ("brokerToken.value (a token in values)", {"formationSecret": SECRET, "brokerToken": {"value": "abc"}},
      "HelmValuesError", "additional properties 'value'"),
 ]
@@ -582,7 +751,7 @@ def check_chart(r: Report) -> None:
     r.check("templates present", {f"templates/{n}" for n in (
         "_helpers.tpl", "statefulset.yaml", "service-headless.yaml", "serviceaccount.yaml", "role.yaml",
         "rolebinding.yaml", "secret.yaml", "secret-broker-token.yaml", "pdb.yaml", "service-nodeport.yaml",
-        "NOTES.txt")} <= set(templates),
+        "networkpolicy.yaml", "NOTES.txt")} <= set(templates),
         templates)
 
 
@@ -607,6 +776,8 @@ def check_value_set(r: Report, label: str, values: dict[str, Any], expect: Expec
     r.check("NOTES.txt says how to read the token and sends it to protected routes",
             read_token in notes and 'curl -s -H "Authorization: Bearer $TOKEN"' in notes
             and "/api/v1/peers" in notes.split("Authorization: Bearer", 1)[-1], notes)
+    r.check("NOTES.txt summarises the NetworkPolicy iff enabled",
+            ("NetworkPolicy" in notes and "(ingress only)" in notes) == (expect.policy is not None), notes)
     objects = render(values, name, namespace)
     check_common(r, objects, expect)
 
