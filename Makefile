@@ -165,6 +165,7 @@ verify-deploy: deps static-binary
 	bash -n deploy/k3d/*.sh
 	shellcheck -x deploy/k3d/*.sh
 	python3 deploy/verify/chart_check.py
+	python3 deploy/verify/secret_volume.py
 	python3 deploy/verify/runtime_libs.py "$(STATIC_BINARY)"
 	python3 deploy/verify/pod_sim.py --binary "$(STATIC_BINARY)"
 

@@ -24,6 +24,10 @@ Commands:
   uninstall  helm uninstall the release (PURGE=1 also deletes its PVCs and the saved secret)
   delete     delete the k3d cluster
   status     show the cluster, the release and its pods
+  token      print the release's broker token (the key broker-token of the Secret its pods mount),
+             e.g. curl -H "Authorization: Bearer \$($(basename "$0") token)" ...
+  rotate-token  write a new random token into that Secret; the pods' mounted file follows within
+             about a minute (kubelet sync) and the node re-reads it, no restart; helm upgrade keeps it
   up         create + build + import + install (SKIP_BUILD=1 skips build)
 
 Arguments after "--" go to helm (install/upgrade), e.g.
@@ -35,6 +39,8 @@ Environment (current value):
   FORMATION_SECRET  (unset: generated with 'openssl rand -base64 32' once, kept in
                      $(secret_file), mode 0600)
   EXISTING_SECRET   name of an existing Kubernetes Secret to use instead
+  BROKER_TOKEN_SECRET  an existing Secret with key broker-token (unset: the chart's own, generated
+                     at install and kept on upgrades)
   AGENTS=$AGENTS  K3D_NETWORK=${K3D_NETWORK:-<k3d default>}  K3S_IMAGE=${K3S_IMAGE:-<k3d default>}
   SWIFT_IMAGE=${SWIFT_IMAGE:-<Dockerfile default>}  TIMEOUT=$TIMEOUT  KUBE_CONTEXT=$(kube_context)
 EOF
@@ -129,6 +135,34 @@ cmd_status() {
   kc get statefulset "$sts" --output wide || true
   kc get pods --output wide | awk -v re="^$sts-[0-9]+$" 'NR == 1 || $1 ~ re' || true
   kc get service,pvc --output wide 2>/dev/null | grep -E -- "NAME|$sts" || true
+  local secret
+  secret="$(broker_token_secret "$(kube_context)" "$NAMESPACE" "$sts" 2>/dev/null || true)"
+  if [[ -n $secret ]]; then
+    log "broker token: Secret $secret, key broker-token ($(basename "$0") token prints it)"
+  fi
+}
+
+cmd_token() {
+  require kubectl
+  broker_token "$(kube_context)" "$NAMESPACE" "$(statefulset_name)" || die "cannot read the broker token"
+  [[ -t 1 ]] && echo
+  return 0
+}
+
+cmd_rotate_token() {
+  require kubectl openssl
+  local sts secret patch status=0
+  sts="$(statefulset_name)"
+  secret="$(broker_token_secret "$(kube_context)" "$NAMESPACE" "$sts")" || die "statefulset/$sts not found"
+  [[ -n $secret ]] || die "statefulset/$sts mounts no broker-token Secret"
+  # The new token goes through a 0600 file, never the command line.
+  patch="$(mktemp "${TMPDIR:-/tmp}/peat-token.XXXXXX")"
+  chmod 600 "$patch"
+  printf '{"stringData":{"broker-token":"%s"}}\n' "$(openssl rand -hex 20)" >"$patch"
+  run kc patch secret "$secret" --type merge --patch-file "$patch" || status=$?
+  rm -f "$patch"
+  ((status == 0)) || die "kubectl patch secret $secret failed (exit $status)"
+  log "Secret $secret has a new broker token; the pods follow within about a minute, without restarting"
 }
 
 main() {
@@ -149,6 +183,8 @@ main() {
     uninstall) cmd_uninstall ;;
     delete) cmd_delete ;;
     status) cmd_status ;;
+    token) cmd_token ;;
+    rotate-token) cmd_rotate_token ;;
     up)
       cmd_create
       [[ ${SKIP_BUILD:-0} == 1 ]] || cmd_build

@@ -8,6 +8,15 @@
 # cluster-A key even when both clusters use the same release name. Both releases in B set it: a
 # pod whose key derives from its own name checks that peers found through Kubernetes do the same.
 # RELEASE_B defaults to a name different from RELEASE_A so that node IDs differ as well.
+#
+# Each release has its own broker token (its chart-managed Secret); the test reads each from the
+# cluster and reaches the pods with kubectl port-forward + curl (lib.sh: pod_broker).
+#
+# NETWORK_POLICY=1 also enables the chart's NetworkPolicy in every release: cluster A's NodePort
+# keeps the client address (nodePort.externalTrafficPolicy=Local) and admits cluster B's server
+# address (networkPolicy.federationCIDRs); in B the gateway is part of the mesh (same namespace,
+# app=peat-mesh). Local answers only on nodes that run a mesh pod: the gateway dials A's server
+# node, where every pod runs while the clusters have no agents (the default).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -25,6 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${SYNC_TIMEOUT:=60}"
 : "${PEER_TIMEOUT:=180}"
 : "${COLLECTION:=federation}"
+: "${NETWORK_POLICY:=0}"
 : "${FED_SECRET_FILE:=${XDG_STATE_HOME:-$HOME/.local/state}/peat-mesh/k3d/federation-$CLUSTER_A-$CLUSTER_B-$NAMESPACE.secret}"
 
 LOG_TAG=federation
@@ -50,6 +60,7 @@ Environment (current value):
   IMAGE=$IMAGE REPLICAS=$REPLICAS SYNC_NODE_PORT=$SYNC_NODE_PORT IDENTITY_CONTEXT_B=$IDENTITY_CONTEXT_B
   FORMATION_SECRET (shared by both clusters; unset: generated once into $FED_SECRET_FILE, mode 0600)
   SYNC_TIMEOUT=$SYNC_TIMEOUT PEER_TIMEOUT=$PEER_TIMEOUT (seconds) COLLECTION=$COLLECTION
+  NETWORK_POLICY=$NETWORK_POLICY (1: every release with its NetworkPolicy; A admits B's server address)
 EOF
 }
 
@@ -106,21 +117,26 @@ cmd_up() {
   cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" import
   cluster_sh "$CLUSTER_B" "$RELEASE_B" "$REPLICAS" import
 
+  local a_ip policy_a=() policy=()
+  a_ip="$(server_ip "$CLUSTER_A")"
+  if [[ $NETWORK_POLICY == 1 ]]; then
+    policy=(--set networkPolicy.enabled=true)
+    policy_a=("${policy[@]}" --set nodePort.externalTrafficPolicy=Local
+      --set-string "networkPolicy.federationCIDRs[0]=$(server_ip "$CLUSTER_B")/32")
+  fi
   cluster_sh "$CLUSTER_A" "$RELEASE_A" "$REPLICAS" install -- \
-    --set nodePort.enabled=true --set "nodePort.syncNodePort=$SYNC_NODE_PORT"
+    --set nodePort.enabled=true --set "nodePort.syncNodePort=$SYNC_NODE_PORT" "${policy_a[@]}"
   cluster_sh "$CLUSTER_B" "$RELEASE_B" "$REPLICAS" install -- \
     --set nodePort.enabled=true --set "nodePort.syncNodePort=$SYNC_NODE_PORT" \
-    --set-string "identityContext=$IDENTITY_CONTEXT_B"
+    --set-string "identityContext=$IDENTITY_CONTEXT_B" "${policy[@]}"
 
-  local a_ip
-  a_ip="$(server_ip "$CLUSTER_A")"
   log "cluster $CLUSTER_A sync NodePort: $a_ip:$SYNC_NODE_PORT"
   # The gateway finds cluster B's pods through Kubernetes discovery (same namespace, app=peat-mesh)
   # and cluster A through the static peer; it relays documents between the two.
   cluster_sh "$CLUSTER_B" "$GATEWAY_RELEASE" 1 install -- \
     --set-string "staticPeers=$a_ip:$SYNC_NODE_PORT" \
     --set-string "identityContext=$IDENTITY_CONTEXT_B" \
-    --set podDisruptionBudget.enabled=false
+    --set podDisruptionBudget.enabled=false "${policy[@]}"
   log "federation up: run '$(basename "$0") test'"
 }
 
@@ -154,11 +170,11 @@ list_pods() {
   done
 }
 
-# fetch "CONTEXT POD" METHOD PATH [BODY_FILE]
+# fetch "CONTEXT POD" METHOD PATH [BODY_FILE]: with the token of the pod's release.
 fetch() {
   local context pod
   read -r context pod <<<"$1"
-  pod_proxy "$context" "$NAMESPACE" "$pod" "$BROKER_PORT" "$2" "$3" "${4:-}"
+  pod_broker "$context" "$NAMESPACE" "$pod" "$BROKER_PORT" "$2" "$3" "${4:-}"
 }
 
 pod_of() { printf '%s\n' "${1#* }"; }
@@ -204,8 +220,10 @@ write_and_read() {
 }
 
 cmd_test() {
-  require kubectl
+  require kubectl curl
   require_json_tool
+  broker_begin
+  trap broker_end EXIT
   local ctx_a="k3d-$CLUSTER_A" ctx_b="k3d-$CLUSTER_B" gateway pod body device sts_a connected
   local deadline id
   mapfile -t PODS_A < <(list_pods "$ctx_a" "$RELEASE_A")
@@ -271,6 +289,7 @@ validate_federation() {
   require_dns_label NAMESPACE "$NAMESPACE"
   require_uint REPLICAS "$REPLICAS"
   require_uint SYNC_NODE_PORT "$SYNC_NODE_PORT"
+  [[ $NETWORK_POLICY == 0 || $NETWORK_POLICY == 1 ]] || die "NETWORK_POLICY must be 0 or 1, got '$NETWORK_POLICY'"
   ((SYNC_NODE_PORT >= 30000 && SYNC_NODE_PORT <= 32767)) || die "SYNC_NODE_PORT must be in 30000-32767"
 }
 

@@ -3,6 +3,9 @@
 #
 # Checks, each printed as OK/FAIL (SKIP when its input is missing):
 #   health    every pod's GET /api/v1/health says "healthy" (and, in Kubernetes, node_id = pod name)
+#   auth      the broker's bearer token: a protected route without it, or with a wrong one, answers
+#             401 with "WWW-Authenticate: Bearer"; a PUT without it writes nothing; health, ready
+#             and /metrics answer 200 without it
 #   peers     every pod's GET /api/v1/peers lists every other pod, by node ID, as connected
 #   document  a document PUT on pod 0 is readable with the same content on every other pod
 #   restart   pod 0's device_id is the same before and after a restart, and equals the device_id of
@@ -10,10 +13,13 @@
 #   logs      no log line at level ERROR or CRITICAL on any pod (restarted ones included)
 #
 # Two ways to reach the pods, one set of checks (the checks only call the pod_* functions):
-#   Kubernetes (default): the pods of the release's StatefulSet, through the API server's pod proxy
-#     (kubectl get --raw /api/v1/namespaces/NS/pods/POD:8081/proxy/...), logs with kubectl logs,
-#     restart with kubectl delete pod. Needs kubectl (context k3d-$CLUSTER unless KUBE_CONTEXT).
+#   Kubernetes (default): the pods of the release's StatefulSet, each through `kubectl port-forward`
+#     and curl with the release's broker token (read from the Secret the StatefulSet mounts; the
+#     API server's pod proxy cannot carry it, see lib.sh), logs with kubectl logs, restart with
+#     kubectl delete pod. Needs kubectl (context k3d-$CLUSTER unless KUBE_CONTEXT) and curl.
 #   Plain HTTP: BROKER_URLS="http://10.0.0.2:8081 http://10.0.0.3:8081 ..." (pod i = i-th URL),
+#     BROKER_TOKEN_FILE (a file holding the token, re-read on every request) or BROKER_TOKEN
+#     (without either, requests carry no token and the auth check SKIPs),
 #     LOG_FILES="/path/node-0.log ..." (same order; without it the log checks SKIP), RESTART_CMD
 #     (a shell command that restarts pod $PEAT_TEST_POD_INDEX keeping its data directory and
 #     returns; $PEAT_TEST_POD_NAME and $PEAT_TEST_BROKER_URL are set too; without it the
@@ -25,10 +31,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${BROKER_URLS:=}"
+: "${BROKER_TOKEN:=}"
+: "${BROKER_TOKEN_FILE:=}"
 : "${LOG_FILES:=}"
 : "${RESTART_CMD:=}"
 : "${BROKER_PORT:=8081}"
-: "${CHECKS:=health peers document restart logs}"
+: "${CHECKS:=health auth peers document restart logs}"
 : "${HEALTH_TIMEOUT:=30}"
 : "${PEER_TIMEOUT:=120}"
 : "${SYNC_TIMEOUT:=30}"
@@ -44,7 +52,8 @@ any fails.
 
 Kubernetes mode (default): CLUSTER=$CLUSTER RELEASE=$RELEASE NAMESPACE=$NAMESPACE
   KUBE_CONTEXT=$(kube_context) BROKER_PORT=$BROKER_PORT
-HTTP mode: BROKER_URLS="http://HOST:PORT ..." [LOG_FILES="FILE ..."] [RESTART_CMD="..."]
+HTTP mode: BROKER_URLS="http://HOST:PORT ..." [BROKER_TOKEN_FILE=FILE | BROKER_TOKEN=...]
+  [LOG_FILES="FILE ..."] [RESTART_CMD="..."]
   RESTART_CMD runs with PEAT_TEST_POD_INDEX, PEAT_TEST_POD_NAME, PEAT_TEST_BROKER_URL set and
   must restart that node with the same data directory (it may return before the node is up).
 
@@ -81,7 +90,7 @@ skip() { printf 'SKIP  %s\n' "$*"; SKIPPED=$((SKIPPED + 1)); }
 # --- pod access: Kubernetes -----------------------------------------------------------------------
 
 k8s_setup() {
-  require kubectl
+  require kubectl curl
   local sts replicas i
   sts="$(statefulset_name)"
   replicas="$(statefulset_replicas "$(kube_context)" "$NAMESPACE" "$sts" 2>"$WORK_DIR/err")" ||
@@ -91,12 +100,27 @@ k8s_setup() {
   for ((i = 0; i < POD_COUNT; i++)); do
     POD_LABELS+=("$sts-$i")
   done
+  broker_begin
 }
 
 # k8s_fetch INDEX METHOD PATH [BODY_FILE]
 k8s_fetch() {
-  pod_proxy "$(kube_context)" "$NAMESPACE" "${POD_LABELS[$1]}" "$BROKER_PORT" "$2" "$3" "${4:-}"
+  pod_broker "$(kube_context)" "$NAMESPACE" "${POD_LABELS[$1]}" "$BROKER_PORT" "$2" "$3" "${4:-}"
 }
+
+# k8s_status INDEX AUTH METHOD PATH [CURL_ARGS...]
+k8s_status() {
+  local url header
+  url="$(broker_url "$(kube_context)" "$NAMESPACE" "${POD_LABELS[$1]}" "$BROKER_PORT")" || return 1
+  header="$(auth_header "$2")" || return 1
+  broker_status "$url" "$header" "$3" "$4" "${@:5}"
+}
+
+k8s_token_header() {
+  broker_header "$(kube_context)" "$NAMESPACE" "$(statefulset_name)"
+}
+
+k8s_has_token() { true; }
 
 k8s_logs() {
   kc logs "${POD_LABELS[$1]}" --all-containers=true --tail=-1
@@ -116,6 +140,7 @@ k8s_restart() {
   old_uid="$(pod_uid "$1")"
   [[ -n $old_uid ]] || { set_error "pod $pod not found"; return 1; }
   kc delete pod "$pod" --wait=false >/dev/null || { set_error "kubectl delete pod $pod failed"; return 1; }
+  broker_close "$(kube_context)" "$NAMESPACE" "$pod" "$BROKER_PORT"
   deadline=$((SECONDS + RESTART_TIMEOUT))
   while ((SECONDS < deadline)); do
     uid="$(pod_uid "$1")"
@@ -133,6 +158,9 @@ k8s_restart() {
 http_setup() {
   require curl
   local url file
+  if [[ -n $BROKER_TOKEN && -n $BROKER_TOKEN_FILE ]]; then
+    die "set BROKER_TOKEN or BROKER_TOKEN_FILE, not both"
+  fi
   for url in ${BROKER_URLS//,/ }; do
     URLS+=("${url%/}")
     POD_LABELS+=("${url%/}")
@@ -146,13 +174,37 @@ http_setup() {
   fi
 }
 
+# The header file with the token: BROKER_TOKEN, or BROKER_TOKEN_FILE read again on every request
+# (so a rotated file is followed); empty when neither is set.
+http_token_header() {
+  local token file="$WORK_DIR/token.header"
+  if [[ -n $BROKER_TOKEN_FILE ]]; then
+    token="$(<"$BROKER_TOKEN_FILE")" || return 1
+  elif [[ -n $BROKER_TOKEN ]]; then
+    token="$BROKER_TOKEN"
+  else
+    return 0
+  fi
+  token="${token#"${token%%[![:space:]]*}"}"
+  token="${token%"${token##*[![:space:]]}"}"
+  write_bearer_header "$file" "$token"
+  printf '%s\n' "$file"
+}
+
+http_has_token() { [[ -n $BROKER_TOKEN || -n $BROKER_TOKEN_FILE ]]; }
+
 # http_fetch INDEX METHOD PATH [BODY_FILE]
 http_fetch() {
-  local args=(--silent --show-error --fail --max-time 10 --request "$2")
-  if [[ -n ${4:-} ]]; then
-    args+=(--header 'Content-Type: application/json' --data-binary "@$4")
-  fi
-  curl "${args[@]}" "${URLS[$1]}$3"
+  local header
+  header="$(http_token_header)" || return 1
+  broker_curl "${URLS[$1]}" "$header" "$2" "$3" "${4:-}"
+}
+
+# http_status INDEX AUTH METHOD PATH [CURL_ARGS...]
+http_status() {
+  local header
+  header="$(auth_header "$2")" || return 1
+  broker_status "${URLS[$1]}" "$header" "$3" "$4" "${@:5}"
 }
 
 http_logs() {
@@ -180,6 +232,26 @@ pod_fetch() {
   fi
   rm -f "$err"
   return "$status"
+}
+
+# pod_status INDEX AUTH METHOD PATH [CURL_ARGS...]: "<HTTP status> <WWW-Authenticate>" of one
+# request sent with the token (AUTH token), without one (none) or with a wrong one (wrong).
+pod_status() { "${MODE}_status" "$@"; }
+
+# Whether requests carry a token (always in Kubernetes: the chart always configures one).
+pod_has_token() { "${MODE}_has_token"; }
+
+# auth_header token|none|wrong: the header file to send (empty: none).
+auth_header() {
+  case $1 in
+    token) "${MODE}_token_header" ;;
+    none) printf '\n' ;;
+    wrong)
+      [[ -s $WORK_DIR/wrong.header ]] || write_bearer_header "$WORK_DIR/wrong.header" "wrong-$(random_hex 16)"
+      printf '%s\n' "$WORK_DIR/wrong.header"
+      ;;
+    *) die "auth_header: unknown mode $1" ;;
+  esac
 }
 
 pod_logs_available() {
@@ -302,6 +374,62 @@ check_health() {
       fi
     fi
   done
+}
+
+# expect_status INDEX AUTH METHOD PATH WANT LABEL [CURL_ARGS...]: OK when the answer's status is
+# WANT (and, for 401, WWW-Authenticate names the Bearer scheme).
+expect_status() {
+  local got code auth
+  if ! got="$(pod_status "$1" "$2" "$3" "$4" "${@:7}" 2>"$WORK_DIR/status.err")"; then
+    fail "auth ${POD_LABELS[$1]}: $6: no answer ($(tr '\n' ' ' <"$WORK_DIR/status.err"))"
+    return
+  fi
+  code="${got%% *}"
+  auth="${got#* }"
+  if [[ $code != "$5" ]]; then
+    fail "auth ${POD_LABELS[$1]}: $6: HTTP $code, want $5"
+  elif [[ $5 == 401 && ! $auth =~ ^[Bb]earer($|[[:space:]]) ]]; then
+    fail "auth ${POD_LABELS[$1]}: $6: 401 without 'WWW-Authenticate: Bearer' (got '${auth}')"
+  else
+    ok "auth ${POD_LABELS[$1]}: $6: $code${auth:+ (WWW-Authenticate: $auth)}"
+  fi
+}
+
+check_auth() {
+  local i id body
+  if ! pod_has_token; then
+    skip "auth: no broker token given (BROKER_TOKEN_FILE or BROKER_TOKEN)"
+    return
+  fi
+  if ! auth_header token >/dev/null 2>"$WORK_DIR/token.err"; then
+    fail "auth: cannot read the broker token: $(tr '\n' ' ' <"$WORK_DIR/token.err")"
+    return
+  fi
+  for ((i = 0; i < POD_COUNT; i++)); do
+    expect_status "$i" none GET /api/v1/peers 401 "GET /api/v1/peers without the token"
+    expect_status "$i" wrong GET /api/v1/peers 401 "GET /api/v1/peers with a wrong token"
+    expect_status "$i" token GET /api/v1/peers 200 "GET /api/v1/peers with the token"
+    expect_status "$i" none GET /api/v1/ws 401 "WebSocket upgrade /api/v1/ws without the token" \
+      --http1.1 --header 'Connection: Upgrade' --header 'Upgrade: websocket' --header 'Sec-WebSocket-Version: 13' \
+      --header "Sec-WebSocket-Key: $(random_hex 16 | head -c 22)==" --max-time 5
+    expect_status "$i" none GET /api/v1/health 200 "GET /api/v1/health without a token"
+    expect_status "$i" none GET /api/v1/ready 200 "GET /api/v1/ready without a token"
+    expect_status "$i" none GET /metrics 200 "GET /metrics without a token"
+  done
+  # A write without the token is refused and leaves nothing behind.
+  id="auth-$(random_hex 6)"
+  printf '{"check":"auth"}\n' >"$WORK_DIR/auth.json"
+  expect_status 0 none PUT "/api/v1/documents/$COLLECTION/$id" 401 "PUT a document without the token" \
+    --header 'Content-Type: application/json' --data-binary "@$WORK_DIR/auth.json"
+  clear_error
+  if body="$(pod_fetch 0 GET "/api/v1/documents/$COLLECTION/$id")"; then
+    fail "auth ${POD_LABELS[0]}: the PUT without the token stored $COLLECTION/$id: $body"
+    pod_fetch 0 DELETE "/api/v1/documents/$COLLECTION/$id" >/dev/null 2>&1 || true
+  elif [[ $(last_error) == *"HTTP 404"* ]]; then
+    ok "auth ${POD_LABELS[0]}: the refused PUT stored nothing (GET with the token: 404)"
+  else
+    fail "auth ${POD_LABELS[0]}: cannot tell whether the refused PUT stored anything: $(last_error)"
+  fi
 }
 
 check_peers() {
@@ -453,7 +581,9 @@ cleanup() {
   if [[ -n $TEST_DOC_ID && -n $WORK_DIR ]]; then
     pod_fetch 0 DELETE "/api/v1/documents/$COLLECTION/$TEST_DOC_ID" >/dev/null 2>&1 || true
   fi
+  broker_end
   [[ -n $WORK_DIR ]] && rm -rf -- "$WORK_DIR"
+  return 0
 }
 
 main() {
@@ -490,7 +620,7 @@ main() {
 
   for check in $CHECKS; do
     case $check in
-      health | peers | document | restart | logs) "check_$check" ;;
+      health | auth | peers | document | restart | logs) "check_$check" ;;
       *) die "unknown check '$check' in CHECKS" ;;
     esac
   done

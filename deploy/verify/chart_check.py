@@ -14,8 +14,14 @@ Other scripts import `render(values, name=..., namespace=...)` to get the render
 from __future__ import annotations
 
 import base64
+import http.server
+import ipaddress
+import json
+import re
 import sys
+import threading
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 try:
@@ -102,7 +108,14 @@ class Report:
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
                    "app.kubernetes.io/managed-by", "helm.sh/chart")
 
+# Where the pod reads the broker token: a Secret volume's directory and the file in it.
+TOKEN_DIR = "/var/run/secrets/peat-mesh"
+TOKEN_KEY = "broker-token"
+TOKEN_FILE = f"{TOKEN_DIR}/{TOKEN_KEY}"
+GENERATED_TOKEN = re.compile(r"^[A-Za-z0-9]{40}$")
+
 BASE_ENV = {
+    "PEAT_BROKER_TOKEN_FILE": TOKEN_FILE,
     "PEAT_DISCOVERY": "kubernetes",
     "PEAT_BROKER_PORT": "8081",
     "PEAT_SYNC_PORT": "11204",
@@ -125,8 +138,10 @@ class Expect:
                  secret_name: str | None = None, rbac: bool = True, automount: bool = True,
                  service_account: str | None = None, create_service_account: bool = True,
                  pdb: bool = True, persistence: dict[str, Any] | None = None,
-                 node_ports: dict[str, int | None] | None = None, sync_port: int = 11204,
+                 node_ports: dict[str, Any] | None = None, sync_port: int = 11204,
                  broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
+                 token_secret: str | None = None, token_mode: int = 0o440,
+                 policy: list[tuple[str, str, str, bool]] | None = None,
                  extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
         self.name, self.namespace, self.fullname = name, namespace, fullname
         self.env = {**BASE_ENV, **(env or {})}
@@ -138,6 +153,13 @@ class Expect:
         self.persistence, self.node_ports = persistence, node_ports
         self.sync_port, self.broker_port = sync_port, broker_port
         self.image, self.max_unavailable, self.extra = image, max_unavailable, extra
+        # token_secret: brokerToken.existingSecret (the chart renders no token Secret); None: the
+        # chart's own <fullname>-broker-token.
+        self.token_managed = token_secret is None
+        self.token_secret = token_secret or f"{fullname}-broker-token"
+        self.token_mode = token_mode
+        # policy: (what, source, port, admitted) facts the NetworkPolicy must satisfy; None: no policy.
+        self.policy = policy
 
 
 def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
@@ -168,7 +190,7 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         r.equal(f"{obj['kind']}/{meta['name']} namespace", meta.get("namespace"), e.namespace)
 
     expected_kinds = {"Service", "StatefulSet"}
-    if e.secret is not None:
+    if e.secret is not None or e.token_managed:
         expected_kinds.add("Secret")
     if e.create_service_account:
         expected_kinds.add("ServiceAccount")
@@ -176,6 +198,8 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         expected_kinds |= {"Role", "RoleBinding"}
     if e.pdb:
         expected_kinds.add("PodDisruptionBudget")
+    if e.policy is not None:
+        expected_kinds.add("NetworkPolicy")
     r.equal("rendered kinds", sorted({o["kind"] for o in objects}), sorted(expected_kinds))
 
     # StatefulSet
@@ -230,6 +254,11 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             {"secretKeyRef": {"name": e.secret_name, "key": "formation-secret"}})
     plain = {v["name"]: v["value"] for v in env if v["name"].startswith("PEAT_") and "value" in v}
     r.equal("PEAT_* environment", plain, e.env)
+    r.check("no PEAT_BROKER_TOKEN in env (the token is only ever a file)", "PEAT_BROKER_TOKEN" not in names, names)
+    r.check("PEAT_BROKER_TOKEN_FILE is a plain path, not valueFrom",
+            [v for v in env if v["name"] == "PEAT_BROKER_TOKEN_FILE"] == [{"name": "PEAT_BROKER_TOKEN_FILE",
+                                                                           "value": TOKEN_FILE}], env)
+    r.equal("no envFrom (every variable is listed)", c.get("envFrom"), None)
     if "PEAT_IDENTITY_CONTEXT" in e.env:
         pod_name = next((v for v in env if v["name"] == "POD_NAME"), {})
         r.equal("POD_NAME from the downward API", pod_name.get("valueFrom"),
@@ -238,9 +267,10 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
                 "POD_NAME" in names and names.index("POD_NAME") < names.index("PEAT_IDENTITY_CONTEXT"), names)
 
     mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
-    r.equal("volume mounts", mounts, {"data": "/data", "tmp": "/tmp"})
+    r.equal("volume mounts", mounts, {"data": "/data", "tmp": "/tmp", "broker-token": TOKEN_DIR})
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     r.equal("tmp is an emptyDir", volumes.get("tmp"), {"name": "tmp", "emptyDir": {}})
+    check_token_volume(r, c, volumes, e)
     claims = spec.get("volumeClaimTemplates", [])
     if e.persistence is None:
         r.equal("data is an emptyDir", volumes.get("data"), {"name": "data", "emptyDir": {}})
@@ -254,7 +284,7 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             r.equal("claim accessModes", claim["accessModes"], ["ReadWriteOnce"])
             r.equal("claim storageClassName", claim.get("storageClassName"), e.persistence.get("storageClass"))
     annotations = pod["metadata"].get("annotations", {})
-    r.check("checksum/secret annotation iff the chart renders the Secret",
+    r.check("checksum/secret annotation iff the chart renders the formation Secret",
             ("checksum/secret" in annotations) == (e.secret is not None), annotations)
 
     # Headless Service: the discovery source.
@@ -295,17 +325,30 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
             [e.service_account] if e.create_service_account else [])
     r.check("no ClusterRole/ClusterRoleBinding", not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding"))
 
-    # Secret
+    # Secrets: the formation secret and the broker token, each in its own.
     secrets = find(objects, "Secret")
+    r.equal("Secrets rendered", sorted(s["metadata"]["name"] for s in secrets),
+            sorted(([e.secret_name] if e.secret is not None else []) + ([e.token_secret] if e.token_managed else [])))
+    formation = find(objects, "Secret", e.secret_name)
     if e.secret is None:
-        r.equal("no Secret (existingSecret)", secrets, [])
-    elif r.equal("one Secret", len(secrets), 1):
-        s = secrets[0]
-        r.equal("Secret name matches the secretKeyRef", s["metadata"]["name"], e.secret_name)
+        r.equal("no formation Secret (existingSecret)", formation, [])
+    elif r.equal("one formation Secret", len(formation), 1):
+        s = formation[0]
         r.equal("Secret type", s.get("type"), "Opaque")
-        r.equal("Secret data is only formation-secret", sorted(s.get("data", {})), ["formation-secret"])
+        r.equal("formation Secret data is only formation-secret", sorted(s.get("data", {})), ["formation-secret"])
         r.equal("Secret formation-secret is base64 of the given secret",
                 s.get("data", {}).get("formation-secret"), base64.b64encode(e.secret.encode()).decode())
+    tokens = find(objects, "Secret", e.token_secret) if e.token_managed else []
+    if e.token_managed and r.equal("one broker token Secret", len(tokens), 1):
+        s = tokens[0]
+        r.equal("token Secret type", s.get("type"), "Opaque")
+        r.equal("token Secret data is only broker-token", sorted(s.get("data", {})), [TOKEN_KEY])
+        token = base64.b64decode(s.get("data", {}).get(TOKEN_KEY, "")).decode()
+        r.check("generated token: 40 random letters and digits (lookup finds nothing offline)",
+                bool(GENERATED_TOKEN.match(token)), token)
+        text = json.dumps(sts)
+        r.check("the token appears nowhere in the StatefulSet (not as a value, not in an annotation)",
+                token not in text and s["data"][TOKEN_KEY] not in text)
 
     # PodDisruptionBudget
     pdbs = find(objects, "PodDisruptionBudget")
@@ -327,14 +370,153 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         r.check("NodePort Service not labelled app=peat-mesh", "app" not in np["metadata"]["labels"],
                 np["metadata"]["labels"])
         r.equal("NodePort Service selects the StatefulSet's pods", np["spec"]["selector"], selector)
-        r.equal("NodePort Service ports",
+        r.equal("NodePort Service exposes the sync port only (never the broker)",
                 [(p["name"], p["port"], p.get("targetPort"), p.get("protocol"), p.get("nodePort"))
                  for p in np["spec"]["ports"]],
-                [("sync", e.sync_port, "sync", "TCP", e.node_ports["sync"]),
-                 ("broker", e.broker_port, "broker", "TCP", e.node_ports["broker"])])
+                [("sync", e.sync_port, "sync", "TCP", e.node_ports["sync"])])
+        r.equal("NodePort Service externalTrafficPolicy", np["spec"].get("externalTrafficPolicy"),
+                e.node_ports.get("externalTrafficPolicy", "Cluster"))
+    broker_exposed = [(o["metadata"]["name"], o["spec"].get("type", "ClusterIP"), p.get("name"))
+                      for o in objects if o["kind"] == "Service"
+                      for p in o["spec"].get("ports", [])
+                      if o["spec"].get("type") in ("NodePort", "LoadBalancer")
+                      and (p.get("targetPort") in ("broker", e.broker_port) or p.get("port") == e.broker_port)]
+    r.equal("no NodePort or LoadBalancer Service reaches the broker port", broker_exposed, [])
+
+    # NetworkPolicy
+    policies = find(objects, "NetworkPolicy")
+    r.equal("a NetworkPolicy iff networkPolicy.enabled", len(policies), 0 if e.policy is None else 1)
+    if e.policy is not None and policies:
+        check_network_policy(r, policies[0], selector, e)
 
     if e.extra is not None:
         e.extra(r, objects)
+
+
+# --- NetworkPolicy semantics --------------------------------------------------------------------
+
+def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector against labels; {} selects everything."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, op, values = expression["key"], expression["operator"], expression.get("values") or []
+        if ((op == "In" and labels.get(key) not in values) or (op == "NotIn" and key in labels and labels[key] in values)
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels)):
+            return False
+    return True
+
+
+@dataclass
+class Source:
+    """Who opens a connection: a pod (namespace, its labels) or an address outside the pod network."""
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ip: str | None = None
+
+    def namespace_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": self.namespace or ""}
+
+
+def peer_admits(peer: dict[str, Any], source: Source, policy_namespace: str) -> bool:
+    if "ipBlock" in peer:
+        if source.ip is None:
+            return False  # ipBlock on pod addresses is left to the CNI: never count on it
+        address = ipaddress.ip_address(source.ip)
+        block = peer["ipBlock"]
+        return (address in ipaddress.ip_network(block["cidr"])
+                and not any(address in ipaddress.ip_network(x) for x in block.get("except") or []))
+    if source.namespace is None:
+        return False  # selectors select pods only
+    if "namespaceSelector" in peer:
+        namespace_ok = labels_match(peer["namespaceSelector"], source.namespace_labels())
+    else:
+        namespace_ok = source.namespace == policy_namespace
+    return namespace_ok and labels_match(peer.get("podSelector") or {}, source.labels)
+
+
+def policy_admits(policy: dict[str, Any], source: Source, port: int, protocol: str, port_name: str) -> bool:
+    """Whether the policy lets `source` open `protocol`/`port` to a pod it selects (ingress)."""
+    namespace = policy["metadata"]["namespace"]
+    for rule in policy["spec"].get("ingress") or []:
+        ports = rule.get("ports")
+        if ports and not any(p.get("protocol", "TCP") == protocol and p.get("port") in (port, port_name) for p in ports):
+            continue
+        peers = rule.get("from")
+        if not peers or any(peer_admits(peer, source, namespace) for peer in peers):
+            return True
+    return False
+
+
+def policy_sources(e: Expect) -> dict[str, Source]:
+    ns = e.namespace
+    return {
+        "this release's pod": Source(ns, {"app": "peat-mesh", "app.kubernetes.io/name": "peat-mesh",
+                                          "app.kubernetes.io/instance": e.name}),
+        "another peat-mesh release in the namespace (a gateway)": Source(ns, {"app": "peat-mesh",
+                                                                              "app.kubernetes.io/instance": "peat-gateway"}),
+        "another pod of the namespace": Source(ns, {"app": "web"}),
+        "a peat-mesh pod of another namespace": Source("elsewhere", {"app": "peat-mesh",
+                                                                     "app.kubernetes.io/instance": e.name}),
+        "the relay (namespace relay)": Source("relay", {"app.kubernetes.io/component": "relay"}),
+        "Prometheus (namespace monitoring)": Source("monitoring", {"app": "prometheus"}),
+        "the other cluster's node 172.18.0.3": Source(ip="172.18.0.3"),
+        "10.2.3.4 (syncFrom ipBlock)": Source(ip="10.2.3.4"),
+        "10.1.2.3 (in the ipBlock's except)": Source(ip="10.1.2.3"),
+        "an outside address 198.51.100.7": Source(ip="198.51.100.7"),
+    }
+
+
+def check_network_policy(r: Report, policy: dict[str, Any], selector: dict[str, str], e: Expect) -> None:
+    spec = policy["spec"]
+    r.equal("NetworkPolicy selects the StatefulSet's pods", spec.get("podSelector"), {"matchLabels": selector})
+    r.equal("NetworkPolicy restricts ingress only (egress is not restricted)", spec.get("policyTypes"), ["Ingress"])
+    r.check("every ingress rule names its ports and sources (no rule opens a port to everyone)",
+            all(rule.get("ports") and rule.get("from") for rule in spec.get("ingress") or []), spec.get("ingress"))
+    allowed_ports = {("TCP", e.sync_port), ("TCP", e.broker_port), ("UDP", 5353)}
+    opened = {(p.get("protocol", "TCP"), p.get("port")) for rule in spec.get("ingress") or [] for p in rule.get("ports") or []}
+    r.check("the policy opens only the sync and broker ports (and mDNS)", opened <= allowed_ports, opened)
+    sources = policy_sources(e)
+    ports = {"sync": ("TCP", e.sync_port), "broker": ("TCP", e.broker_port), "mdns": ("UDP", 5353)}
+    for source_name, port_name, expected in e.policy:
+        protocol, port = ports[port_name]
+        admitted = policy_admits(policy, sources[source_name], port, protocol, port_name)
+        r.equal(f"{port_name} port {'admits' if expected else 'refuses'} {source_name}", admitted, expected)
+
+
+def default_policy(*, sync_extra: tuple[str, ...] = (), broker: tuple[str, ...] = (
+        "this release's pod", "another pod of the namespace", "another peat-mesh release in the namespace (a gateway)"),
+        mdns: bool = False) -> list[tuple[str, str, str, bool]]:
+    """Every source against every port: admitted where listed, refused elsewhere."""
+    mesh = ("this release's pod", "another peat-mesh release in the namespace (a gateway)")
+    facts = []
+    for name in policy_sources(Expect()):
+        facts.append((name, "sync", name in mesh or name in sync_extra))
+        facts.append((name, "broker", name in broker))
+        facts.append((name, "mdns", mdns and name in mesh))
+    return facts
+
+
+def check_token_volume(r: Report, container: dict[str, Any], volumes: dict[str, Any], e: Expect) -> None:
+    """The token file PEAT_BROKER_TOKEN_FILE names is the key broker-token of the Secret, in a whole-directory,
+    read-only Secret volume mount (a subPath mount would never see the kubelet's updates)."""
+    mount = next((m for m in container.get("volumeMounts", []) if m["name"] == "broker-token"), {})
+    r.equal("broker-token mount: read-only, whole directory (no subPath)", mount,
+            {"name": "broker-token", "mountPath": TOKEN_DIR, "readOnly": True})
+    r.equal("broker-token volume: the Secret's key broker-token as the file broker-token", volumes.get("broker-token"),
+            {"name": "broker-token", "secret": {"secretName": e.token_secret, "defaultMode": e.token_mode,
+                                                "items": [{"key": TOKEN_KEY, "path": TOKEN_KEY}]}})
+    # Resolve the path as the kubelet lays it out: <mountPath>/<items[].path> is the key's content.
+    env_path = next((v.get("value") for v in container.get("env", []) if v["name"] == "PEAT_BROKER_TOKEN_FILE"), "")
+    resolved = None
+    for m in container.get("volumeMounts", []):
+        prefix = m["mountPath"].rstrip("/") + "/"
+        source = volumes.get(m["name"], {}).get("secret")
+        if source and env_path.startswith(prefix):
+            relative = env_path[len(prefix):]
+            resolved = next(((source["secretName"], i["key"]) for i in source.get("items", []) if i["path"] == relative),
+                            None)
+    r.equal("PEAT_BROKER_TOKEN_FILE resolves to the token Secret's key", resolved, (e.token_secret, TOKEN_KEY))
 
 
 EXTRA_ENV = [{"name": "EXTRA_FLAG", "value": "1"},
@@ -395,14 +577,53 @@ VALUE_SETS: list[ValueSet] = [
         "discoveryMode": "kubernetes",
         "staticPeers": "172.18.0.3:31204",
         "identityContext": "cluster-b-",
-        "nodePort": {"enabled": True, "syncNodePort": 31204, "brokerNodePort": 30081},
+        "nodePort": {"enabled": True, "syncNodePort": 31204, "externalTrafficPolicy": "Local"},
     }, Expect(env={"PEAT_STATIC_PEERS": "172.18.0.3:31204", "PEAT_IDENTITY_CONTEXT": "cluster-b-$(POD_NAME)"},
-              node_ports={"sync": 31204, "broker": 30081}), {}),
-    ("NodePort with cluster-allocated ports", {
-        "formationSecret": SECRET, "nodePort": {"enabled": True},
-    }, Expect(node_ports={"sync": None, "broker": None}), {}),
+              node_ports={"sync": 31204, "externalTrafficPolicy": "Local"}), {}),
+    ("NodePort with a cluster-allocated port; brokerNodePort null (an old values file) is ignored", {
+        "formationSecret": SECRET, "nodePort": {"enabled": True, "brokerNodePort": None},
+    }, Expect(node_ports={"sync": None}), {}),
+    ("networkPolicy defaults", {"formationSecret": SECRET, "networkPolicy": {"enabled": True}},
+     Expect(policy=default_policy()), {}),
+    ("networkPolicy: relay, federation over a Local NodePort, syncFrom, broker closed", {
+        "formationSecret": SECRET,
+        "nodePort": {"enabled": True, "syncNodePort": 31204, "externalTrafficPolicy": "Local"},
+        "networkPolicy": {
+            "enabled": True,
+            "relayPodSelector": {"matchLabels": {"app.kubernetes.io/component": "relay"}},
+            "relayNamespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                                             "values": ["relay"]}]},
+            "federationCIDRs": ["172.18.0.3/32"],
+            "syncFrom": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                         {"ipBlock": {"cidr": "fd00:10::/64"}}],
+            "brokerFrom": [],
+        },
+    }, Expect(node_ports={"sync": 31204, "externalTrafficPolicy": "Local"}, policy=default_policy(
+        sync_extra=("the relay (namespace relay)", "the other cluster's node 172.18.0.3", "10.2.3.4 (syncFrom ipBlock)"),
+        broker=())), {}),
+    ("networkPolicy with mdns discovery and Prometheus on the broker port", {
+        "formationSecret": SECRET, "discoveryMode": "mdns",
+        "networkPolicy": {"enabled": True, "brokerFrom": [
+            {"podSelector": {}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+             "podSelector": {"matchLabels": {"app": "prometheus"}}}]},
+    }, Expect(env={"PEAT_DISCOVERY": "mdns"}, rbac=False, automount=False, policy=default_policy(
+        mdns=True, broker=("this release's pod", "another pod of the namespace",
+                           "another peat-mesh release in the namespace (a gateway)", "Prometheus (namespace monitoring)"))),
+     {}),
+    ("networkPolicy follows custom ports (release edge in namespace mesh)", {
+        "formationSecret": SECRET, "brokerPort": 9000, "syncPort": 12000, "networkPolicy": {"enabled": True},
+    }, Expect(name="edge", namespace="mesh", fullname="edge-peat-mesh", sync_port=12000, broker_port=9000,
+              env={"PEAT_BROKER_PORT": "9000", "PEAT_SYNC_PORT": "12000"}, policy=default_policy()),
+     {"name": "edge", "namespace": "mesh"}),
     ("existingSecret", {"existingSecret": "peat-formation"},
      Expect(secret=None, secret_name="peat-formation"), {}),
+    ("existingSecret and brokerToken.existingSecret (the chart renders no Secret)", {
+        "existingSecret": "peat-formation", "brokerToken": {"existingSecret": "peat-broker-token"},
+    }, Expect(secret=None, secret_name="peat-formation", token_secret="peat-broker-token"), {}),
+    ("brokerToken.existingSecret with a chart-managed formation Secret", {
+        "formationSecret": SECRET, "brokerToken": {"existingSecret": "vault.peat-token"},
+    }, Expect(token_secret="vault.peat-token"), {}),
     ("replicaCount 1, no PDB", {
         "formationSecret": OTHER_SECRET, "replicaCount": 1, "podDisruptionBudget": {"enabled": False},
     }, Expect(secret=OTHER_SECRET, replicas=1, pdb=False), {}),
@@ -467,6 +688,45 @@ FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
     ("compaction.enabled as a string", {"formationSecret": SECRET, "compaction": {"enabled": "yes"}},
      "HelmValuesError", "/compaction/enabled"),
     ("irohBindPort 0", {"formationSecret": SECRET, "irohBindPort": 0}, "HelmValuesError", "/irohBindPort"),
+    ("extraEnv PEAT_BROKER_TOKEN (a token as a plain value)",
+     {"formationSecret": SECRET, "extraEnv": [{"name": "PEAT_BROKER_TOKEN", "value": "plain"}]},
+     "HelmRenderError", "extraEnv must not set PEAT_BROKER_TOKEN: the chart gives the node its broker token as the file "
+     "/var/run/secrets/peat-mesh/broker-token"),
+    ("extraEnv PEAT_BROKER_TOKEN_FILE",
+     {"formationSecret": SECRET, "extraEnv": [{"name": "PEAT_BROKER_TOKEN_FILE", "value": "/tmp/t"}]},
+     "HelmRenderError", "extraEnv must not set PEAT_BROKER_TOKEN_FILE"),
+    ("brokerToken.existingSecret not a Secret name", {"formationSecret": SECRET, "brokerToken": {"existingSecret": "My_Token"}},
+     "HelmValuesError", "/brokerToken/existingSecret"),
+    ("nodePort.brokerNodePort set (removed)",
+     {"formationSecret": SECRET, "nodePort": {"enabled": True, "syncNodePort": 31204, "brokerNodePort": 30081}},
+     "HelmRenderError", "nodePort.brokerNodePort is no longer supported: the NodePort Service exposes only the sync "
+     "port"),
+    ("nodePort.brokerNodePort set with the NodePort disabled",
+     {"formationSecret": SECRET, "nodePort": {"brokerNodePort": 30081}},
+     "HelmRenderError", "nodePort.brokerNodePort is no longer supported"),
+    ("nodePort.externalTrafficPolicy local", {"formationSecret": SECRET, "nodePort": {"externalTrafficPolicy": "local"}},
+     "HelmValuesError", "/nodePort/externalTrafficPolicy"),
+    ("networkPolicy.federationCIDRs entry without a prefix length",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "federationCIDRs": ["172.18.0.3"]}},
+     "HelmValuesError", "/networkPolicy/federationCIDRs/0"),
+    ("networkPolicy.federationCIDRs entry 300.1.1.1/8",
+     {"formationSecret": SECRET, "networkPolicy": {"federationCIDRs": ["300.1.1.1/8"]}},
+     "HelmValuesError", "/networkPolicy/federationCIDRs/0"),
+    ("networkPolicy.syncFrom ipBlock with a podSelector",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "syncFrom": [
+         {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}},
+     "HelmRenderError", "networkPolicy.syncFrom[0]: ipBlock cannot be combined with podSelector or namespaceSelector"),
+    ("networkPolicy.brokerFrom empty peer (would admit everyone)",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "brokerFrom": [{}]}},
+     "HelmValuesError", "/networkPolicy/brokerFrom/0"),
+    ("networkPolicy.relayPodSelector given labels instead of a selector",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "relayPodSelector": {"app": "relay"}}},
+     "HelmValuesError", "/networkPolicy/relayPodSelector"),
+    ("networkPolicy.egress (egress is not restricted)",
+     {"formationSecret": SECRET, "networkPolicy": {"enabled": True, "egress": []}},
+     "HelmValuesError", "additional properties 'egress'"),
+    ("brokerToken.value (a token in values)", {"formationSecret": SECRET, "brokerToken": {"value": "abc"}},
+     "HelmValuesError", "additional properties 'value'"),
 ]
 
 
@@ -490,7 +750,8 @@ def check_chart(r: Report) -> None:
     templates = sorted(t["name"] for t in chart.templates)
     r.check("templates present", {f"templates/{n}" for n in (
         "_helpers.tpl", "statefulset.yaml", "service-headless.yaml", "serviceaccount.yaml", "role.yaml",
-        "rolebinding.yaml", "secret.yaml", "pdb.yaml", "service-nodeport.yaml", "NOTES.txt")} <= set(templates),
+        "rolebinding.yaml", "secret.yaml", "secret-broker-token.yaml", "pdb.yaml", "service-nodeport.yaml",
+        "networkpolicy.yaml", "NOTES.txt")} <= set(templates),
         templates)
 
 
@@ -510,8 +771,138 @@ def check_value_set(r: Report, label: str, values: dict[str, Any], expect: Expec
     r.check("NOTES.txt explains port-forward, health, peers and the device_id check",
             all(s in notes for s in ("port-forward", "/api/v1/health", "/api/v1/peers", "peat-mesh-node identity",
                                      "device_id")), notes)
+    read_token = (f"kubectl -n {namespace} get secret {expect.token_secret} -o jsonpath='{{.data.broker-token}}' "
+                  "| base64 -d")
+    r.check("NOTES.txt says how to read the token and sends it to protected routes",
+            read_token in notes and 'curl -s -H "Authorization: Bearer $TOKEN"' in notes
+            and "/api/v1/peers" in notes.split("Authorization: Bearer", 1)[-1], notes)
+    r.check("NOTES.txt summarises the NetworkPolicy iff enabled",
+            ("NetworkPolicy" in notes and "(ingress only)" in notes) == (expect.policy is not None), notes)
     objects = render(values, name, namespace)
     check_common(r, objects, expect)
+
+
+# --- the broker token across installs and upgrades ----------------------------------------------
+
+class SecretsAPI:
+    """Just enough of an API server for Helm's `lookup "v1" "Secret"`: discovery of v1 and GET of one
+    Secret (404 for any other), over plain HTTP on loopback. Records the paths it was asked for."""
+
+    def __init__(self, namespace: str, secrets: dict[str, dict[str, str]]) -> None:
+        self.namespace, self.secrets, self.requests = namespace, secrets, []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                api.requests.append(path)
+                code, body = 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                                   "code": 404, "message": f"{path} not found"}
+                secret = re.fullmatch(rf"/api/v1/namespaces/{re.escape(api.namespace)}/secrets/([^/]+)", path)
+                if path == "/api":
+                    code, body = 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+                elif path == "/apis":
+                    code, body = 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+                elif path == "/api/v1":
+                    code, body = 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                        {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
+                         "verbs": ["get", "list"]}]}
+                elif path == "/version":
+                    code, body = 200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
+                elif secret and secret.group(1) in api.secrets:
+                    code, body = 200, {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+                                       "metadata": {"name": secret.group(1), "namespace": api.namespace},
+                                       "data": api.secrets[secret.group(1)]}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "SecretsAPI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def render(self, values: dict[str, Any], name: str = "peat-mesh") -> list[dict[str, Any]]:
+        """`helm upgrade`'s render against this server: lookup returns what it holds."""
+        config = helm_python.Config(kube_apiserver=f"http://127.0.0.1:{self.server.server_port}",
+                                    kube_token="chart-check", namespace=self.namespace)
+        try:
+            manifests = config.render(_chart(), values, name=name, namespace=self.namespace, is_upgrade=True)
+        finally:
+            config.close()
+        return [d for p, t in sorted(manifests.items()) if not p.endswith(".txt") for d in yaml.safe_load_all(t) if d]
+
+
+def token_of(objects: list[dict[str, Any]], secret: str = "peat-mesh-broker-token") -> str | None:
+    found = find(objects, "Secret", secret)
+    return base64.b64decode(found[0]["data"][TOKEN_KEY]).decode() if found else None
+
+
+def check_token_lifecycle(r: Report) -> None:
+    r.scope = "broker token: offline renders"
+    values = {"formationSecret": SECRET}
+    first, second = render(values), render(values)
+    t1, t2 = token_of(first), token_of(second)
+    r.check("two offline renders (helm template: lookup finds nothing) generate two different tokens",
+            t1 is not None and t2 is not None and t1 != t2 and all(GENERATED_TOKEN.match(t) for t in (t1, t2)), (t1, t2))
+    r.equal("the StatefulSet is the same whatever the token (a new token restarts no pod)",
+            find(first, "StatefulSet"), find(second, "StatefulSet"))
+    # Maps merge with the defaults: only null removes the default fsGroup.
+    no_fs_group = render({**values, "podSecurityContext": {"fsGroup": None}})
+    sts = find(no_fs_group, "StatefulSet")[0]
+    r.check("podSecurityContext.fsGroup null removes it", "fsGroup" not in sts["spec"]["template"]["spec"]["securityContext"],
+            sts["spec"]["template"]["spec"]["securityContext"])
+    volume = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "broker-token")
+    r.equal("without fsGroup the token file is world-readable (0444), else a non-root user could not read it",
+            volume["secret"].get("defaultMode"), 0o444)
+    validate_objects(r, find(no_fs_group, "StatefulSet"))
+
+    kept = "rotated-by-an-operator.7Hk2\n"  # what `kubectl create secret --from-file` of an echo would hold
+    kept_b64 = base64.b64encode(kept.encode()).decode()
+    cases = [
+        ("no token Secret in the cluster (install)", {}, "generated"),
+        ("token Secret present (upgrade)", {"peat-mesh-broker-token": {TOKEN_KEY: kept_b64}}, "kept"),
+        ("token Secret with a blank value", {"peat-mesh-broker-token": {TOKEN_KEY: base64.b64encode(b" \n").decode()}},
+         "generated"),
+        ("token Secret without the key", {"peat-mesh-broker-token": {"other": kept_b64}}, "generated"),
+    ]
+    for label, held, outcome in cases:
+        r.scope = f"broker token: lookup, {label}"
+        with SecretsAPI("peat", held) as api:
+            try:
+                objects = api.render(values)
+            except helm_python.HelmError as error:
+                r.check("renders against the API double", False, f"{type(error).__name__}: {error}")
+                continue
+        r.check("lookup asked the API server for the token Secret",
+                "/api/v1/namespaces/peat/secrets/peat-mesh-broker-token" in api.requests, api.requests)
+        secret = find(objects, "Secret", "peat-mesh-broker-token")
+        data = secret[0]["data"][TOKEN_KEY] if secret else None
+        if outcome == "kept":
+            r.equal("the Secret keeps the cluster's value byte for byte", data, kept_b64)
+        else:
+            token = token_of(objects)
+            r.check("a new 40-character token is generated", bool(token and GENERATED_TOKEN.match(token)), token)
+        validate_objects(r, secret)
+
+    r.scope = "broker token: lookup, brokerToken.existingSecret"
+    with SecretsAPI("peat", {"mine": {TOKEN_KEY: kept_b64}}) as api:
+        objects = api.render({**values, "brokerToken": {"existingSecret": "mine"}})
+    r.check("no token Secret rendered and none looked up (the chart never touches an existing Secret)",
+            not find(objects, "Secret", "mine") and not find(objects, "Secret", "peat-mesh-broker-token")
+            and not any("/secrets/" in p for p in api.requests), api.requests)
 
 
 def check_failures(r: Report) -> None:
@@ -536,6 +927,7 @@ def main() -> int:
     check_chart(r)
     for label, values, expect, release in VALUE_SETS:
         check_value_set(r, label, values, expect, release)
+    check_token_lifecycle(r)
     check_failures(r)
     r.scope = ""
     total = r.passed + len(r.failures)

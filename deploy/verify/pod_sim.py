@@ -11,16 +11,23 @@ every pod of the StatefulSet runs the real `peat-mesh-node` binary
   deploy/Dockerfile, HOSTNAME and the KUBERNETES_SERVICE_* variables a kubelet sets, nothing else;
 - in a private mount namespace where the service-account folder (token, ca.crt, namespace) is
   bind-mounted at /var/run/secrets/kubernetes.io/serviceaccount, every volumeMount at its path
-  (the data volume per pod), the binary at the image's path, the root filesystem read-only when
-  the container asks for it, as the rendered runAsUser/runAsGroup/fsGroup;
+  (the data volume per pod; Secret volumes, the broker token's among them, laid out as the
+  kubelet's atomic writer does: ..<timestamp>/ + ..data symlink + one symlink per item, group
+  fsGroup, read-only), the binary at the image's path, the root filesystem read-only when the
+  container asks for it, as the rendered runAsUser/runAsGroup/fsGroup;
 
 and a Kubernetes API double (HTTPS with a throwaway CA made by openssl, bearer tokens checked
 against the rendered RBAC) serves list + watch of the EndpointSlices the EndpointSlice controller
 would make for the rendered Services. A kubelet stand-in runs the rendered readiness/liveness
 probes and publishes readiness into the slices.
 
-Then the functional checks of deploy/k3d/functional-test.sh run against the pods: readiness and
-health, a full mesh of connected peers, a document written on pod 0 read on every other pod,
+Then the functional checks of deploy/k3d/functional-test.sh run against the pods, every protected
+broker call with the bearer token read from the rendered Secret: readiness and health (the
+kubelet's probes send no token), a full mesh of connected peers, a document written on pod 0 read
+on every other pod; the token enforced (every route but health, ready and /metrics, the WebSocket
+included, answers 401 + WWW-Authenticate: Bearer without it, with a wrong one or another scheme;
+refused writes store nothing) and rotated (a new Secret value swapped into every pod's volume: the
+new token accepted and the old refused within 10 s, no restart);
 pod 0 deleted (SIGTERM, exit 0 within terminationGracePeriodSeconds, endpoint terminating then
 removed) and recreated with its data volume and then with an empty one (same device_id, peers
 reconnect, the document comes back), peers logging the loss and the reconnection, no ERROR or
@@ -83,6 +90,11 @@ OVERALL_TIMEOUT = 180
 RUNTIME_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
                         "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 DOC_COLLECTION = "functional"
+# The broker routes that answer without the bearer token (every other route and the WebSocket need it).
+OPEN_ROUTES = ("/api/v1/health", "/api/v1/ready", "/metrics")
+BROKER_SOURCES = (os.path.join(REPO, "Sources", "PeatBroker", "Broker.swift"),
+                  os.path.join(REPO, "Sources", "PeatBroker", "Broker+WebSocket.swift"))
+ROTATION_TIMEOUT = 10.0  # seconds from the kubelet's ..data swap until the node must honour the new token
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARNING", "WARN", "ERROR", "CRITICAL")
 TEXT_LOG = re.compile(r"^(\S+) (TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL) (\S+): (.*)$")
@@ -252,9 +264,10 @@ class _NetnsConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def http_call(netns: str, host: str, port: int, method: str, path: str, body: Any = None,
-              timeout: float = 3.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """One HTTP request from inside `netns`; raises OSError/HTTPException on transport failures."""
+def http_request(netns: str, host: str, port: int, method: str, path: str, body: Any = None,
+                 timeout: float = 3.0, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    """One HTTP request from inside `netns`: (status, response headers, body); raises
+    OSError/HTTPException on transport failures."""
     connection = _NetnsConnection(netns, host, port, timeout)
     try:
         all_headers = {"Accept": "application/json", **(headers or {})}
@@ -264,22 +277,90 @@ def http_call(netns: str, host: str, port: int, method: str, path: str, body: An
             all_headers["Content-Type"] = "application/json"
         connection.request(method, path, body=data, headers=all_headers)
         response = connection.getresponse()
-        return response.status, response.read()
+        return response.status, response.headers, response.read()
     finally:
         connection.close()
 
 
+def http_call(netns: str, host: str, port: int, method: str, path: str, body: Any = None,
+              timeout: float = 3.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One HTTP request from inside `netns`; raises OSError/HTTPException on transport failures."""
+    status, _, payload = http_request(netns, host, port, method, path, body, timeout, headers)
+    return status, payload
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def http_json(netns: str, host: str, port: int, method: str, path: str, body: Any = None,
-              timeout: float = 3.0) -> tuple[int | None, Any, str]:
-    """(status, parsed JSON or None, error text); never raises for transport errors."""
+              timeout: float = 3.0, token: str | None = None) -> tuple[int | None, Any, str]:
+    """(status, parsed JSON or None, error text), with `token` as the bearer token when given;
+    never raises for transport errors."""
     try:
-        status, payload = http_call(netns, host, port, method, path, body, timeout)
+        status, payload = http_call(netns, host, port, method, path, body, timeout,
+                                    bearer(token) if token is not None else None)
     except (OSError, http.client.HTTPException) as error:
         return None, None, f"{type(error).__name__}: {error}"
     try:
         return status, json.loads(payload) if payload else None, ""
     except ValueError:
         return status, None, f"not JSON: {payload[:200]!r}"
+
+
+def websocket_upgrade(netns: str, host: str, port: int, path: str, headers: dict[str, str] | None = None,
+                      timeout: float = 3.0) -> tuple[int, dict[str, str], bytes]:
+    """Sends a WebSocket upgrade request (RFC 6455) and returns (status, headers, start of the body);
+    the connection is closed right after the response head (a 101 is not read any further)."""
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: Upgrade", "Upgrade: websocket",
+             "Sec-WebSocket-Version: 13", f"Sec-WebSocket-Key: {key}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    sock = netns_socket(netns)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise http.client.HTTPException(f"not an HTTP response: {status_line!r}")
+        response_headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            response_headers[name.strip().lower()] = value.strip()
+        if parts[1] != "101" and "content-length" in response_headers:
+            wanted = min(int(response_headers["content-length"]), 4096)
+            while len(rest) < wanted:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+        return int(parts[1]), response_headers, rest
+    finally:
+        sock.close()
+
+
+def broker_routes() -> list[tuple[str, str]]:
+    """(method, path template) of every broker route: `Broker.routes` and the WebSocket route, read
+    from the Swift sources, so that a route added there is checked here without editing this file."""
+    routes: list[tuple[str, str]] = []
+    try:
+        text = open(BROKER_SOURCES[0], encoding="utf-8").read()
+        block = text[text.index("public static let routes"):]
+        block = block[:block.index("]\n")]
+        routes += [(m.upper(), p) for m, p in re.findall(r'\(\.(get|put|patch|delete|post|head), "(/[^"]*)"\)', block)]
+        routes += [("WS", p) for p in re.findall(r'router\.ws\("(/[^"]*)"', open(BROKER_SOURCES[1], encoding="utf-8").read())]
+    except (OSError, ValueError) as error:
+        raise SimError(f"cannot read the broker routes from {os.path.relpath(BROKER_SOURCES[0], REPO)}: {error}") from error
+    return routes
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
@@ -299,6 +380,11 @@ def load_render() -> Callable[..., list[dict[str, Any]]]:
         sys.path.insert(0, HERE)
     import chart_check  # noqa: E402  (deploy/verify/chart_check.py)
     return chart_check.render
+
+
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import secret_volume  # noqa: E402  (deploy/verify/secret_volume.py: the kubelet's Secret volume layout)
 
 
 def parse_quantity(text: str) -> float:
@@ -398,6 +484,9 @@ class ChartModel:
                 self.probes[kind] = None
         if self.probes["readiness"] is None:
             self.problems.append("no usable readinessProbe")
+        for kind, probe in self.probes.items():
+            if probe is not None and probe.path.split("?")[0] not in OPEN_ROUTES:
+                self.problems.append(f"{kind} probe {probe.path} is a route that needs the bearer token (a kubelet probe sends none)")
         if (self.container.get("lifecycle") or {}).get("preStop"):
             self.notes.append("the preStop hook is not emulated")
 
@@ -481,6 +570,58 @@ class ChartModel:
                 break
         else:
             self.problems.append("the container sets no PEAT_FORMATION_SECRET")
+
+        # The broker token: a file in a Secret volume (PEAT_BROKER_TOKEN_FILE), never a value.
+        self.token_file: str | None = None
+        self.token_secret: str | None = None
+        self.token_key: str | None = None
+        env_items = self.container.get("env", []) or []
+        if any(i.get("name") == "PEAT_BROKER_TOKEN" for i in env_items) or self.container.get("envFrom"):
+            self.problems.append("the container may set PEAT_BROKER_TOKEN (env or envFrom): the token must come only as a file")
+        token_items = [i for i in env_items if i.get("name") == "PEAT_BROKER_TOKEN_FILE"]
+        if not token_items:
+            self.problems.append("the container sets no PEAT_BROKER_TOKEN_FILE: the broker would be open")
+        elif "value" not in token_items[-1]:
+            self.problems.append("PEAT_BROKER_TOKEN_FILE is not a plain path")
+        else:
+            self.resolve_token_file(token_items[-1]["value"])
+
+    def resolve_token_file(self, path: str) -> None:
+        """Finds the Secret and key whose content the kubelet puts at `path` (a Secret volume mount)."""
+        mounts = sorted((m for m in self.mounts if path.startswith(m["mountPath"].rstrip("/") + "/")),
+                        key=lambda m: len(m["mountPath"]), reverse=True)
+        if not mounts:
+            self.problems.append(f"PEAT_BROKER_TOKEN_FILE {path} is in no volumeMount")
+            return
+        mount = mounts[0]
+        source = self.volumes.get(mount["name"], {}).get("secret")
+        if source is None:
+            self.problems.append(f"PEAT_BROKER_TOKEN_FILE {path} is in volume {mount['name']}, which is not a Secret volume")
+            return
+        relative = path[len(mount["mountPath"].rstrip("/")) + 1:]
+        items = source.get("items")
+        key = next((i["key"] for i in items if i["path"] == relative), None) if items else relative
+        name = source.get("secretName", "")
+        secret = self.secrets.get(name)
+        if key is None:
+            self.problems.append(f"no item of volume {mount['name']} is projected at {relative}")
+        elif secret is None:
+            self.problems.append(f"the token Secret {name} is not rendered (brokerToken.existingSecret is not emulated)")
+        elif key not in (secret.get("data") or {}):
+            self.problems.append(f"the token Secret {name} has no key {key}")
+        else:
+            self.token_file, self.token_secret, self.token_key = path, name, key
+            if not self.broker_token():
+                self.problems.append(f"the token in Secret {name} key {key} is empty")
+
+    def broker_token(self) -> str:
+        """The token as the node reads it: the Secret's current value, trimmed."""
+        assert self.token_secret is not None and self.token_key is not None
+        return base64.b64decode(self.secrets[self.token_secret]["data"][self.token_key]).decode().strip()
+
+    def set_secret_value(self, name: str, key: str, value: str) -> None:
+        """What `kubectl patch secret` does to the API object (the kubelet then updates the volumes)."""
+        self.secrets[name].setdefault("data", {})[key] = base64.b64encode(value.encode()).decode()
 
     @staticmethod
     def slice_labels(service: dict[str, Any]) -> dict[str, str]:
@@ -1238,6 +1379,8 @@ class Pod:
     argv: list[str] = field(default_factory=list)
     restarts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Secret volumes: volume name -> (its `secret` source, the kubelet-style directory on the host).
+    secret_volumes: dict[str, tuple[dict[str, Any], Any]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -1368,6 +1511,14 @@ class Cluster:
                 host = os.path.join(self.run_dir, "volumes", f"{mount['name']}-{pod.name}")
                 if not os.path.exists(host):
                     self.make_volume_dir(host)
+            elif "secret" in source:
+                host = os.path.join(pod.directory, "volumes", mount["name"])
+                os.makedirs(os.path.dirname(host), exist_ok=True)
+                volume = secret_volume.SecretVolume(host, int(model.fs_group) if model.fs_group is not None else None)
+                self.project_secret(pod, mount["name"], source["secret"], volume)
+                # The kubelet mounts Secret volumes read-only whatever the mount says.
+                mounts.append((host, mount["mountPath"], True))
+                continue
             else:
                 raise SimError(f"volume {mount['name']} ({list(source)}) is not emulated")
             mounts.append((host, mount["mountPath"], bool(mount.get("readOnly", False))))
@@ -1419,6 +1570,29 @@ class Cluster:
         self.pods[pod.name] = pod
         self.history.append(pod)
         threading.Thread(target=self._kubelet, args=(pod,), name=f"kubelet-{pod.label}", daemon=True).start()
+
+    def project_secret(self, pod: Pod, name: str, source: dict[str, Any], volume: Any) -> None:
+        """Writes the Secret's current content into the pod's volume (the kubelet's atomic ..data swap)."""
+        secret = self.model.secrets.get(source.get("secretName", ""))
+        if secret is None:
+            raise SimError(f"{pod.name}: volume {name}: Secret {source.get('secretName')} is not rendered "
+                           "(the pod would stay in ContainerCreating)")
+        try:
+            volume.write(secret_volume.payload(secret, source))
+        except secret_volume.VolumeError as error:
+            raise SimError(f"{pod.name}: volume {name}: {error} (the pod would stay in ContainerCreating)") from error
+        pod.secret_volumes[name] = (source, volume)
+
+    def sync_secret(self, secret_name: str) -> list[str]:
+        """The kubelet's periodic sync after a Secret changed: every running pod's volumes of it are
+        rewritten (at once here; a real kubelet takes up to about a minute). Returns the pods updated."""
+        updated = []
+        for pod in list(self.pods.values()):
+            for name, (source, volume) in list(pod.secret_volumes.items()):
+                if source.get("secretName") == secret_name:
+                    self.project_secret(pod, name, source, volume)
+                    updated.append(pod.name)
+        return updated
 
     def launch(self, pod: Pod) -> None:
         """Starts (or restarts) the pod's container; its output is appended to the pod's log."""
@@ -1638,6 +1812,10 @@ class Simulation:
                                   f"endpointslices in {NAMESPACE}")
         if not model.automount:
             model.problems.append("automountServiceAccountToken is false: Kubernetes discovery has no token")
+        if model.token_file:
+            report.note(f"broker token: PEAT_BROKER_TOKEN_FILE={model.token_file}, key {model.token_key} of Secret "
+                        f"{model.token_secret} (generated by the render: lookup finds nothing offline), in a Secret "
+                        "volume laid out as the kubelet does (..data symlink swap)")
         if not report.check("chart", model.problems, "StatefulSet, headless Service, Secret, RBAC and probes fit together"):
             return
 
@@ -1748,7 +1926,8 @@ class Simulation:
         document = {"written_by": pods[0].name, "n": 1}
         broker = model.ports["broker"]
         path = f"/api/v1/documents/{DOC_COLLECTION}/{doc_id}"
-        status, body, error = http_json(self.api.netns, pods[0].ip, broker, "PUT", path, document)
+        status, body, error = http_json(self.api.netns, pods[0].ip, broker, "PUT", path, document,
+                                        token=model.broker_token())
         if status not in (200, 201):
             report.fail("c-document-sync", f"PUT on {pods[0].name} answered {status} {body or error}")
         else:
@@ -1758,10 +1937,16 @@ class Simulation:
             report.check("c-document-sync", problems, f"PUT {DOC_COLLECTION}/{doc_id} on {pods[0].name} ({status}), same document on "
                          f"{', '.join(p.name for p in pods[1:])} after {time.monotonic() - t0:.2f}s")
 
+        # The broker's bearer token: refused without it, open routes open, then a rotation.
+        self.check_broker_auth(pods)
+
         # The k3d functional test itself, in its plain-HTTP mode, from the API double's namespace:
-        # its health, peers, document and logs checks against these pods (its restart check needs
-        # kubectl delete pod; (d) below does that here).
+        # its health, auth, peers, document and logs checks against these pods (its restart check
+        # needs kubectl delete pod; (d) below does that here).
         self.run_functional_test_script(pods, model.ports["broker"])
+
+        # Rotation before (d): the recreated pods then start with the rotated Secret.
+        self.check_token_rotation(cluster, pods)
 
         # (d) pod 0 deleted and recreated, with its data volume then with an empty one.
         others = pods[1:]
@@ -1831,11 +2016,16 @@ class Simulation:
 
     def run_functional_test_script(self, pods: list[Pod], broker: int) -> None:
         script = os.path.join(REPO, "deploy", "k3d", "functional-test.sh")
+        assert self.api is not None
+        token_file = os.path.join(self.run_dir, "functional-test.token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
+            handle.write(self.api.model.broker_token() + "\n")
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "BROKER_URLS": " ".join(f"http://{p.ip}:{broker}" for p in pods),
+            "BROKER_TOKEN_FILE": token_file,
             "LOG_FILES": " ".join(p.log_path for p in pods),
-            "CHECKS": "health peers document logs",
+            "CHECKS": "health auth peers document logs",
             "PEER_TIMEOUT": "30", "SYNC_TIMEOUT": "15", "HEALTH_TIMEOUT": "15",
         }
         try:
@@ -1849,7 +2039,149 @@ class Simulation:
         problems = [] if done.returncode == 0 else [f"exit {done.returncode}"] + \
             [line for line in lines if line.startswith("FAIL")][:8] + ([done.stderr.strip()[-400:]] if done.stderr.strip() else [])
         self.report.check("k3d-functional-test", problems,
-                          f"deploy/k3d/functional-test.sh (CHECKS=health peers document logs, plain-HTTP mode): {passed} OK")
+                          f"deploy/k3d/functional-test.sh (CHECKS=health auth peers document logs, plain-HTTP mode with "
+                          f"BROKER_TOKEN_FILE): {passed} OK")
+
+    # -- the broker's bearer token
+
+    @staticmethod
+    def unauthorized_problem(status: int, headers: Any, body: bytes, token: str) -> str:
+        """What is wrong with an answer that must be the contract's 401 ('' when nothing is)."""
+        if status != 401:
+            return f"{status}, not 401"
+        challenge = (headers.get("www-authenticate") or headers.get("WWW-Authenticate") or "").strip()
+        if not re.match(r"(?i)bearer(\s|$)", challenge):
+            return f"401 with WWW-Authenticate {challenge!r}, not the Bearer scheme"
+        if token and token.encode() in body:
+            return "the 401 body contains the token"
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return f"401 body is not JSON: {body[:120]!r}"
+        if not (isinstance(parsed, dict) and isinstance(parsed.get("error"), str) and parsed["error"]
+                and parsed.get("status") == 401):
+            return f"401 body {parsed!r} is not {{\"error\": \"...\", \"status\": 401}}"
+        return ""
+
+    def broker_request(self, pod: Pod, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        """One request to the pod's broker ("WS": a WebSocket upgrade); PUT/PATCH carry a small JSON body."""
+        assert self.api is not None
+        broker = self.api.model.ports["broker"]
+        if method == "WS":
+            return websocket_upgrade(self.api.netns, pod.ip, broker, path, headers)
+        body = {"written_by": "pod-sim without the token"} if method in ("PUT", "PATCH", "POST") else None
+        status, response_headers, payload = http_request(self.api.netns, pod.ip, broker, method, path, body,
+                                                         headers=headers)
+        return status, {k.lower(): v for k, v in response_headers.items()}, payload
+
+    def check_broker_auth(self, pods: list[Pod]) -> None:
+        """Every route but health, ready and metrics (read from the broker's sources) refuses a request
+        without the token, with a wrong one and with another scheme: 401, WWW-Authenticate: Bearer,
+        {"error", "status": 401}; the refused writes store nothing; the open routes answer without a
+        token; the WebSocket upgrades with the token."""
+        assert self.api is not None
+        model = self.api.model
+        token = model.broker_token()
+        problems: list[str] = []
+        try:
+            routes = broker_routes()
+        except SimError as error:
+            self.report.fail("broker-auth", str(error))
+            return
+        protected = [(m, p) for m, p in routes if p not in OPEN_ROUTES]
+        missing_open = [p for p in OPEN_ROUTES if p not in {path for _, path in routes}]
+        if missing_open:
+            problems.append(f"the broker has no route {missing_open} (Broker.routes changed?)")
+        attempts = (("without a token", {}), ("with a wrong token", bearer("pod-sim-wrong-" + secrets.token_hex(12))),
+                    ("with the token under the Basic scheme", {"Authorization": "Basic " + base64.b64encode(
+                        f"peat:{token}".encode()).decode()}),
+                    ("with an empty bearer token", {"Authorization": "Bearer "}))
+        requests = 0
+        for pod in pods:
+            doc_id = f"pod-sim-auth-{secrets.token_hex(4)}"
+            for method, template in protected:
+                path = (template.replace("{collection}", DOC_COLLECTION)
+                        .replace("{id}", pods[-1].name if template.startswith("/api/v1/peers/") else doc_id))
+                for label, headers in attempts:
+                    requests += 1
+                    try:
+                        status, response_headers, body = self.broker_request(pod, method, path, headers)
+                    except (OSError, http.client.HTTPException) as error:
+                        problems.append(f"{pod.label} {method} {path} {label}: {type(error).__name__}: {error}")
+                        continue
+                    problem = self.unauthorized_problem(status, response_headers, body, token)
+                    if problem:
+                        problems.append(f"{pod.label} {method} {path} {label}: {problem}")
+            for path in OPEN_ROUTES:
+                requests += 1
+                try:
+                    status, _, body = self.broker_request(pod, "GET", path, {})
+                except (OSError, http.client.HTTPException) as error:
+                    problems.append(f"{pod.label} GET {path} without a token: {type(error).__name__}: {error}")
+                    continue
+                if status != 200:
+                    problems.append(f"{pod.label} GET {path} without a token: {status} {body[:120]!r}, not 200")
+            status, body, error = http_json(self.api.netns, pod.ip, model.ports["broker"], "GET",
+                                            f"/api/v1/documents/{DOC_COLLECTION}/{doc_id}", token=token)
+            if status != 404:
+                problems.append(f"{pod.label}: after the refused PUT/PATCH, GET {DOC_COLLECTION}/{doc_id} with the token "
+                                f"answered {status} {body or error}, not 404")
+            for method, path in routes:
+                if method == "WS":
+                    try:
+                        status, _, body = websocket_upgrade(self.api.netns, pod.ip, model.ports["broker"], path, bearer(token))
+                    except (OSError, http.client.HTTPException) as error:
+                        problems.append(f"{pod.label} WebSocket {path} with the token: {type(error).__name__}: {error}")
+                        continue
+                    if status != 101:
+                        problems.append(f"{pod.label} WebSocket {path} with the token: {status} {body[:120]!r}, not 101")
+        self.report.check("broker-auth", problems + (self.hints() if problems else []),
+                          f"{len(protected)} protected routes (WebSocket included) x {len(attempts)} bad credentials "
+                          f"answered 401 + WWW-Authenticate: Bearer + {{error, status: 401}} on {len(pods)} pods; "
+                          f"refused writes stored nothing; {', '.join(OPEN_ROUTES)} 200 without a token; "
+                          f"WebSocket 101 with it ({requests} requests)")
+
+    def check_token_rotation(self, cluster: Cluster, pods: list[Pod]) -> None:
+        """The Secret gets a new value and the kubelet swaps every pod's ..data: each node must accept
+        the new token and refuse the old one within ROTATION_TIMEOUT, without restarting."""
+        assert self.api is not None
+        model = self.api.model
+        assert model.token_secret is not None and model.token_key is not None
+        broker = model.ports["broker"]
+        old = model.broker_token()
+        new = "rotated-" + secrets.token_urlsafe(24)
+        before = {pod.name: (pod.proc.pid if pod.proc else None, pod.restarts) for pod in pods}
+        # With a trailing newline, as `kubectl create secret --from-file` of `echo`'s output holds it:
+        # the node trims it.
+        model.set_secret_value(model.token_secret, model.token_key, f"{new}\n")
+        swapped_at = time.monotonic()
+        updated = cluster.sync_secret(model.token_secret)
+        problems = [f"{pod.name}: its volume was not updated" for pod in pods if pod.name not in updated]
+        taken: dict[str, float] = {}
+        last: dict[str, str] = {}
+
+        def rotated(pod: Pod) -> bool:
+            status_new, _, error_new = http_json(self.api.netns, pod.ip, broker, "GET", "/api/v1/node", token=new)
+            status_old, _, error_old = http_json(self.api.netns, pod.ip, broker, "GET", "/api/v1/node", token=old)
+            last[pod.name] = f"new token {status_new or error_new}, old token {status_old or error_old}"
+            if status_new == 200 and status_old == 401:
+                taken.setdefault(pod.name, time.monotonic() - swapped_at)
+                return True
+            return False
+
+        for pod in pods:
+            if not wait_until(lambda pod=pod: rotated(pod), max(0.5, ROTATION_TIMEOUT - (time.monotonic() - swapped_at)), 0.2):
+                problems.append(f"{pod.label} {ROTATION_TIMEOUT:g}s after the ..data swap: {last.get(pod.name)} "
+                                "(expected 200 and 401)")
+        for pod in pods:
+            pid, restarts = before[pod.name]
+            if pod.proc is None or pod.proc.pid != pid or pod.proc.poll() is not None or pod.restarts != restarts:
+                problems.append(f"{pod.label} restarted or exited during the rotation")
+        slowest = max(taken.values()) if taken else 0.0
+        self.report.check("broker-token-rotation", problems + (self.hints() if problems else []),
+                          f"Secret {model.token_secret} given a new value, every pod's volume updated as the kubelet does "
+                          f"(..data swapped); each node accepted the new token and refused the old one "
+                          f"{slowest:.1f}s after the swap at the latest, without a restart")
 
     def final_checks(self, model: ChartModel, cluster: Cluster) -> None:
         """Checks that hold whatever happened before: shutdown, logs (e), the kubelet's and the API's view."""
@@ -1905,7 +2237,8 @@ class Simulation:
         status, body, error = http_json(self.api.netns, pod.ip, model.ports["broker"], "GET", "/api/v1/health")
         if status != 200 or (body or {}).get("status") != "healthy" or (body or {}).get("node_id") != pod.name:
             problems.append(f"{pod.label} /api/v1/health: {status} {body or error}")
-        status, body, error = http_json(self.api.netns, pod.ip, model.ports["broker"], "GET", "/api/v1/node")
+        status, body, error = http_json(self.api.netns, pod.ip, model.ports["broker"], "GET", "/api/v1/node",
+                                        token=model.broker_token())
         if status != 200 or (body or {}).get("device_id") != device_id or (body or {}).get("node_id") != pod.name:
             problems.append(f"{pod.label} /api/v1/node: {status} {body or error} (expected node_id {pod.name} device_id {device_id})")
         return problems
@@ -1933,7 +2266,8 @@ class Simulation:
         def connected() -> bool:
             done = True
             for pod in pods:
-                status, body, error = http_json(self.api.netns, pod.ip, broker, "GET", "/api/v1/peers")
+                status, body, error = http_json(self.api.netns, pod.ip, broker, "GET", "/api/v1/peers",
+                                                token=self.api.model.broker_token())
                 peers = {p.get("id"): p for p in (body or {}).get("peers", [])} if status == 200 else {}
                 missing = [o.name for o in pods if o is not pod and not peers.get(o.name, {}).get("connected")]
                 if missing:
@@ -2001,7 +2335,8 @@ class Simulation:
             done = True
             for pod in pods:
                 path = f"/api/v1/documents/{DOC_COLLECTION}/{doc_id}"
-                status, body, error = http_json(self.api.netns, pod.ip, broker, "GET", path)
+                status, body, error = http_json(self.api.netns, pod.ip, broker, "GET", path,
+                                                token=self.api.model.broker_token())
                 if status == 200 and body == {"collection": DOC_COLLECTION, "id": doc_id, "document": document}:
                     last.pop(pod.name, None)
                 else:

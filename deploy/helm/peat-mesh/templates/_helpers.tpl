@@ -59,6 +59,31 @@ app: peat-mesh
 {{- default (include "peat-mesh.fullname" .) .Values.existingSecret }}
 {{- end }}
 
+{{/*
+The broker token: a Secret volume mounted at brokerTokenDir, the token in its file brokerTokenKey
+(PEAT_BROKER_TOKEN_FILE = <dir>/<key>). The node re-reads the file when the kubelet swaps the
+volume's ..data symlink, so rotating the Secret needs no restart.
+*/}}
+{{- define "peat-mesh.brokerTokenSecretName" -}}
+{{- default (printf "%s-broker-token" (include "peat-mesh.fullname" .)) .Values.brokerToken.existingSecret }}
+{{- end }}
+
+{{- define "peat-mesh.brokerTokenKey" -}}broker-token{{- end }}
+
+{{- define "peat-mesh.brokerTokenDir" -}}/var/run/secrets/peat-mesh{{- end }}
+
+{{- define "peat-mesh.brokerTokenFile" -}}
+{{- printf "%s/%s" (include "peat-mesh.brokerTokenDir" .) (include "peat-mesh.brokerTokenKey" .) }}
+{{- end }}
+
+{{/*
+Mode of the token file: group-readable for the pod's fsGroup (the kubelet gives the file that
+group); readable by any user when there is no fsGroup, else a non-root user could not read it.
+*/}}
+{{- define "peat-mesh.brokerTokenMode" -}}
+{{- if dig "fsGroup" nil (.Values.podSecurityContext | default dict) }}0440{{ else }}0444{{ end }}
+{{- end }}
+
 {{/* Sync port; the deprecated irohBindPort wins when set. */}}
 {{- define "peat-mesh.syncPort" -}}
 {{- if kindIs "invalid" .Values.irohBindPort }}{{ .Values.syncPort }}{{ else }}{{ .Values.irohBindPort }}{{ end }}
@@ -82,6 +107,14 @@ app: peat-mesh
 {{- end }}
 {{- if and $secret (not .Values.existingSecret) (not (regexMatch "^([A-Za-z0-9+/]{4}){5,}([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{4})$" $secret)) }}
 {{- fail "formationSecret must be standard padded base64 of at least 16 bytes (e.g. $(openssl rand -base64 32))" }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.nodePort.brokerNodePort) }}
+{{- fail "nodePort.brokerNodePort is no longer supported: the NodePort Service exposes only the sync port; the broker needs its bearer token and stays inside the cluster (kubectl port-forward). Remove the value (--set nodePort.brokerNodePort=null on upgrade)" }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if has .name (list "PEAT_BROKER_TOKEN" "PEAT_BROKER_TOKEN_FILE") }}
+{{- fail (printf "extraEnv must not set %s: the chart gives the node its broker token as the file %s from a Secret (name your own Secret with brokerToken.existingSecret)" .name (include "peat-mesh.brokerTokenFile" $)) }}
+{{- end }}
 {{- end }}
 {{- if and (eq .Values.discoveryMode "static") (not (trim .Values.staticPeers)) }}
 {{- fail "discoveryMode static needs staticPeers: set --set staticPeers=[node_id@]host:port,..." }}
