@@ -44,7 +44,7 @@ endef
 # What `make lint` checks with the toolchain's swift-format (configuration: .swift-format).
 FORMAT_PATHS := Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Examples/Embedding/Package.swift Examples/Embedding/Sources
 
-.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers verify-deploy static-binary clean
+.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers bench-flood api-check verify-deploy static-binary clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
@@ -54,6 +54,8 @@ help:
 	@echo "make examples  build and run the out-of-tree embedding examples (Examples/Embedding)"
 	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines; CRDT workloads 3x each)"
 	@echo "make bench-peers  the CRDT workloads for peat-crdt, pycrdt and loro (venv in ./.venv-peers), one table"
+	@echo "make bench-flood  write-to-visible p99 before and during a flood of a node's sync listener (release nodes)"
+	@echo "make api-check  schemathesis (PyPI, ./.venv-api) checks a live node against Sources/PeatBroker/openapi.json"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
 	@echo "make verify-deploy  prove deploy/ offline: chart lint/render/schemas, shellcheck, the image's runtime libraries, a simulated 3-pod StatefulSet"
 
@@ -142,6 +144,17 @@ bench: deps
 bench-mesh: deps
 	$(SWIFT) build -c release --product peat-mesh-node
 	python3 Benchmarks/mesh_bench.py all --binary "$$($(SWIFT) build -c release --show-bin-path)/peat-mesh-node"
+
+# The sync listener's limits under a flood (Benchmarks/mesh_bench.py flood): 1,000 idle sockets and
+# 200 certificate-less TLS clients against one of three nodes; p99 during vs before, refusals, disconnections.
+bench-flood: deps
+	$(SWIFT) build -c release --product peat-mesh-node
+	python3 Benchmarks/mesh_bench.py flood --binary "$$($(SWIFT) build -c release --show-bin-path)/peat-mesh-node"
+
+# The broker against its OpenAPI document (scripts/api_check.sh): every operation, schema-valid and
+# invalid input, undeclared methods (405), response schemas and headers; not part of `make test`.
+api-check: build
+	scripts/api_check.sh "$$($(SWIFT) build --show-bin-path)/peat-mesh-node"
 
 # The CRDT workloads side by side with the peer engines, same inputs, same machine, same run.
 bench-peers: deps

@@ -13,6 +13,11 @@ usage: python3 Benchmarks/mesh_bench.py [--binary PATH] {latency,idle,startup,al
   startup --runs R [--docs D]    Popen to the first 200 from /api/v1/ready, empty data directory and,
                                  when one is available (`all`: the idle pair's; or --docs D > 0:
                                  populated here first), one holding documents (target < 1000 ms)
+  flood --writes W               3 nodes; W writes (round-robin) before and W during a flood of node-0's
+                                 sync port by 1,000 idle TCP connections (50 source addresses) and
+                                 200 TLS clients without a device certificate, all reconnecting as
+                                 soon as they are closed: write-to-visible p99 during / before, the
+                                 refusals counted by node-0, and member disconnections (want 0)
   all                            latency 3x200, latency 10x100, idle 10000/30 s, startup 5
 
 Every node binds its own loopback address 127.21.<k>.<i+1> (all of 127.0.0.0/8 is loopback on
@@ -22,6 +27,7 @@ when a node fails to start or a workload cannot complete; a missed target is onl
 Python 3 standard library only.
 """
 import argparse
+import asyncio
 import base64
 import concurrent.futures as cf
 import json
@@ -32,10 +38,12 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -365,6 +373,125 @@ def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
         raise BenchError(f"{timeouts} of {writes} writes never became visible everywhere")
 
 
+def write_round(cluster, pool, writes, prefix, visible_timeout=30.0):
+    """Write-to-visible-everywhere times (ms) of `writes` round-robin writes; raises if one never arrives."""
+    times = []
+    for i in range(writes):
+        writer = cluster.nodes[i % len(cluster.nodes)]
+        readers = [n for n in cluster.nodes if n is not writer]
+        t0 = time.perf_counter()
+        put(writer, "tracks", f"{prefix}-{i}", {"seq": i})
+        seen = list(pool.map(lambda n: poll_until_visible(n, "tracks", f"{prefix}-{i}", "seq", i, t0, visible_timeout), readers))
+        if None in seen:
+            raise BenchError(f"{prefix}-{i} from {writer.name} not visible everywhere after {visible_timeout:.0f} s")
+        times.append(max(seen) * 1000)
+    return times
+
+
+class Flood:
+    """1,000 idle TCP connections and 200 certificate-less TLS clients against one sync port, each
+    reconnecting as soon as it is closed, on an asyncio loop in a thread, until stop()."""
+
+    def __init__(self, host, port, sources, idle=1000, tls=200):
+        self.host, self.port, self.sources, self.idle, self.tls = host, port, sources, idle, tls
+        self.opened = self.tls_attempts = 0
+        self.loop = asyncio.new_event_loop()
+        self.stopping = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(lambda: self.stopping.set())
+            self.thread.join(30)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+        self.loop.close()
+
+    async def _main(self):
+        self.stopping = asyncio.Event()
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        tls.minimum_version = ssl.TLSVersion.TLSv1_3
+        tls.set_alpn_protocols(["peat/sync/1"])
+        tasks = [asyncio.ensure_future(self._idle(self.sources[i % len(self.sources)])) for i in range(self.idle)]
+        tasks += [asyncio.ensure_future(self._tls(tls)) for _ in range(self.tls)]
+        await self.stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _idle(self, source):
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port, local_addr=(source, 0)), 5)
+                self.opened += 1
+                await reader.read(1)  # until the node closes it
+                writer.close()
+            except (OSError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+
+    async def _tls(self, context):
+        while True:
+            self.tls_attempts += 1
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, ssl=context), 5)
+                await reader.read(1)
+                writer.close()
+            except (OSError, ssl.SSLError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+
+
+def bench_flood(ctx, writes):
+    with Cluster(ctx, 3) as cluster, cf.ThreadPoolExecutor(max_workers=2) as pool:
+        target = cluster.nodes[0]
+        before = write_round(cluster, pool, writes, "before")
+        k = target.host.split(".")[2]
+        sources = [f"127.31.{k}.{i}" for i in range(1, 51)]
+        with Flood(target.host, SYNC_PORT, sources) as flood:
+            deadline = time.perf_counter() + 30
+            while flood.opened < 1000 or flood.tls_attempts < 200:
+                if time.perf_counter() > deadline:
+                    raise BenchError(f"the flood did not build up: {flood.opened} connections, {flood.tls_attempts} TLS attempts")
+                time.sleep(0.1)
+            during = write_round(cluster, pool, writes, "during")
+            opened, attempts = flood.opened, flood.tls_attempts
+        metrics = http("GET", target.url("/metrics"))[1].decode(errors="replace")
+        refused = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                      if line.startswith("peat_transport_rejections_total{") and 'direction="inbound"' in line
+                      and 'reason="tooManyHandshakes"' in line)
+        rejected = metric_sum(metrics, "peat_transport_rejections_total") or 0
+        disconnections = sum(metric_sum(http("GET", n.url("/metrics"))[1].decode(errors="replace"),
+                                        "peat_transport_disconnections_total") or 0 for n in cluster.nodes)
+        connected = [len(n.connected_peer_ids()) for n in cluster.nodes]
+    p99_before, p99_during = percentile(before, 0.99), percentile(during, 0.99)
+    emit({
+        "bench": "mesh.flood", "nodes": 3, "writes": writes, "idle_connections_opened": opened, "tls_attempts": attempts,
+        "refused_too_many_handshakes": int(refused), "rejections_total": int(rejected),
+        "member_disconnections": int(disconnections), "connected_peers": connected,
+        "before_p50_ms": rounded(percentile(before, 0.5)), "before_p99_ms": rounded(p99_before),
+        "during_p50_ms": rounded(percentile(during, 0.5)), "during_p99_ms": rounded(p99_during),
+        "ratio_p99": round(p99_during / p99_before, 3)})
+    ctx.summary.append(
+        f"flood    3 nodes x {writes}: p99 {p99_before:.1f} ms before, {p99_during:.1f} ms during "
+        f"({p99_during / p99_before:.2f}x); {int(refused)} refused at accept, member disconnections {int(disconnections)} "
+        f"{verdict(disconnections == 0 and connected == [2, 2, 2])}")
+    if disconnections or connected != [2, 2, 2]:
+        raise BenchError(f"members lost connections during the flood: disconnections {disconnections}, connected {connected}")
+
+
 def doc_ref(i):
     return ("beacons" if i % 2 == 0 else "commands"), f"doc-{i}"
 
@@ -537,6 +664,8 @@ def main():
     p = sub.add_parser("startup", parents=[common], help="Popen to ready")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--docs", type=int, default=0, help="also measure a data directory populated with this many documents")
+    p = sub.add_parser("flood", parents=[common], help="write-to-visible p99 before and during a listener flood")
+    p.add_argument("--writes", type=int, default=200)
     sub.add_parser("all", parents=[common], help="latency 3x200 and 10x100, idle 10000 docs / 30 s, startup 5 runs")
     args = parser.parse_args()
 
@@ -551,6 +680,8 @@ def main():
         jobs = [("latency", {"nodes": args.nodes}, lambda c: bench_latency(c, args.nodes, args.writes))]
     elif args.workload == "idle":
         jobs = [("idle", {"docs": args.docs}, lambda c: bench_idle(c, args.docs, args.seconds))]
+    elif args.workload == "flood":
+        jobs = [("flood", {}, lambda c: bench_flood(c, args.writes))]
     elif args.workload == "startup":
         jobs = [("startup", {}, lambda c: bench_startup(c, args.runs, args.docs))]
     else:
