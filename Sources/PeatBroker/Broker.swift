@@ -2,9 +2,9 @@ public import Foundation
 public import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
-import NIOCore
 public import Logging
 import Metrics
+import NIOCore
 public import Prometheus
 import ServiceLifecycle
 

@@ -1,10 +1,11 @@
+public import Logging
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import Logging
-import Synchronization
 
 /// The bearer token the broker's protected routes require (`Broker.Configuration.token`).
 ///
@@ -92,7 +93,8 @@ public final class BrokerToken: Sendable, CustomStringConvertible {
                 return !loaded.failureLogged
             }
             if first {
-                logger.warning("Cannot re-read the broker token file; keeping the token loaded before", metadata: ["path": "\(path)", "reason": "\(error.message)"])
+                logger.warning(
+                    "Cannot re-read the broker token file; keeping the token loaded before", metadata: ["path": "\(path)", "reason": "\(error.message)"])
             }
             return token
         }

@@ -42,7 +42,9 @@ struct OpenAPIConstraintTests {
         }
         let alphabet: [String] = ["a", "Z", "0", "_", "-", ".", "/", " ", "%", "?", "#", "\u{0}", "\u{1f}", "\u{7f}", "\u{85}", "é", "日", "🙂", "~", ":"]
         var result = ["", ".", "..", "...", "a", "a/b", "%2F", String(repeating: "a", count: 128), String(repeating: "a", count: 129)]
-        result += [String(repeating: "a", count: 255), String(repeating: "a", count: 256), String(repeating: "é", count: 63), String(repeating: "é", count: 128)]
+        result += [
+            String(repeating: "a", count: 255), String(repeating: "a", count: 256), String(repeating: "é", count: 63), String(repeating: "é", count: 128),
+        ]
         for _ in 0..<count {
             let length = [1, 2, 3, 8, 62, 63, 64, 127, 128, 129, 254, 255, 256][Int(next() % 13)]
             result.append((0..<length).map { _ in alphabet[Int(next() % UInt64(alphabet.count))] }.joined())

@@ -82,7 +82,9 @@ struct NodeBrokerTests {
         #expect(try await Self.status(base + "/api/v1/node", token: first).status == 200)
 
         try second.write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        try await eventually("the rotated token is accepted", timeout: .seconds(10)) { try await Self.status(base + "/api/v1/node", token: second).status == 200 }
+        try await eventually("the rotated token is accepted", timeout: .seconds(10)) {
+            try await Self.status(base + "/api/v1/node", token: second).status == 200
+        }
         #expect(try await Self.status(base + "/api/v1/node", token: first).status == 401)
 
         node.signal(SIGTERM)
