@@ -16,26 +16,12 @@ struct BearerAuthentication<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         }
         let values = request.headers[values: .authorization]
-        guard values.count == 1, let presented = Self.bearerCredentials(values[0]) else {
+        guard values.count == 1, let presented = BrokerToken.bearerCredentials(values[0]) else {
             throw BrokerError(code: .unauthorized, message: "this route needs Authorization: Bearer <token>")
         }
         guard token.accepts(presented) else {
             throw BrokerError(code: .unauthorized, message: "the bearer token is not valid")
         }
         return try await next(request, context)
-    }
-
-    /// The credentials of `Bearer <credentials>` (scheme case-insensitive, RFC 6750 §2.1), or nil.
-    static func bearerCredentials(_ header: String) -> Substring.UTF8View? {
-        let utf8 = header.utf8
-        let scheme = "bearer".utf8
-        guard utf8.count > scheme.count + 1,
-            zip(utf8.prefix(scheme.count), scheme).allSatisfy({ $0 | 0x20 == $1 }),
-            utf8[utf8.index(utf8.startIndex, offsetBy: scheme.count)] == UInt8(ascii: " ")
-        else { return nil }
-        let rest = header[header.utf8.index(header.startIndex, offsetBy: scheme.count + 1)...]
-        let credentials = rest.drop(while: { $0 == " " })
-        guard !credentials.isEmpty, !credentials.utf8.contains(UInt8(ascii: " ")) else { return nil }
-        return credentials.utf8
     }
 }

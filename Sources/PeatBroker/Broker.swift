@@ -112,10 +112,11 @@ public struct Broker: Sendable {
             ws: .init(autoPing: .enabled(timePeriod: configuration.webSocketPingInterval)))
         let connections = ConnectionsByAddress(limit: configuration.maximumConnectionsPerAddress)
         let firstRequestTimeout = TimeAmount(configuration.firstRequestTimeout)
+        let token = configuration.token
         let server = HTTPServerBuilder { responder in
             LimitedChildChannel(
                 base: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: channel),
-                connections: connections, firstRequestTimeout: firstRequestTimeout)
+                connections: connections, firstRequestTimeout: firstRequestTimeout, token: token)
         }
         return Application(
             router: router,

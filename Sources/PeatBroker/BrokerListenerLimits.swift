@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// The broker's per-connection limits around Hummingbird's HTTP/WebSocket channel: at most
@@ -15,6 +16,8 @@ struct LimitedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     let base: Base
     let connections: ConnectionsByAddress
     let firstRequestTimeout: TimeAmount
+    /// When set, a WebSocket upgrade needs it (`UpgradeAuthentication`).
+    let token: BrokerToken?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
@@ -28,7 +31,19 @@ struct LimitedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         // Set up either way: a failed setup would reach the listening channel, and on Linux
         // Hummingbird's accept loop ends on any error there. A refused connection is closed right
         // after, before it is read from.
-        return base.setup(channel: channel, logger: logger).map { value in
+        let value = base.setup(channel: channel, logger: logger)
+        if let token {
+            // The base configured its HTTP pipeline synchronously (we are on the channel's loop).
+            do {
+                let operations = channel.pipeline.syncOperations
+                let decoder = try operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                try operations.addHandler(UpgradeAuthentication(token: token), position: .after(decoder.handler))
+            } catch {
+                logger.warning("Broker connection closed: cannot install the upgrade check", metadata: ["reason": "\(error)"])
+                channel.close(promise: nil)
+            }
+        }
+        return value.map { value in
             if !admitted {
                 logger.debug("Broker connection refused: too many from one address", metadata: ["address": "\(address)"])
                 channel.close(promise: nil)

