@@ -137,7 +137,9 @@ struct BrokerAccessTests {
 
             // On the wire: the refused upgrade is the same 401 as any route, the accepted one a 101.
             let port = try #require(client.port)
-            for (authorization, expected) in [("", "HTTP/1.1 401"), ("Authorization: Bearer wrong\r\n", "HTTP/1.1 401"), ("Authorization: Bearer \(Self.token)\r\n", "HTTP/1.1 101")] {
+            for (authorization, expected) in [
+                ("", "HTTP/1.1 401"), ("Authorization: Bearer wrong\r\n", "HTTP/1.1 401"), ("Authorization: Bearer \(Self.token)\r\n", "HTTP/1.1 101"),
+            ] {
                 let received = BrokerListenerLimitsTests.ByteCollector()
                 let channel = try await BrokerListenerLimitsTests.connect(to: port, collecting: received)
                 let request =

@@ -292,8 +292,14 @@ struct TLSSyncTransportTests {
     /// whatever their order (handshake deadline and wait sized for a loaded machine), and both sides
     /// keep the one the lower device initiated.
     @Test func simultaneousDialKeepsOneConnection() async throws {
-        let a = try TransportHarness.transport("peat-mesh-0") { $0.handshakeTimeout = .seconds(20) }
-        let b = try TransportHarness.transport("peat-mesh-1") { $0.handshakeTimeout = .seconds(20) }
+        // The window covers the whole test: on a loaded machine the two handshakes can finish more
+        // than the default 5 s apart, and past the window the newer connection wins instead.
+        let configure: (inout TLSSyncTransport.Configuration) -> Void = {
+            $0.handshakeTimeout = .seconds(20)
+            $0.simultaneousDial = SimultaneousDialPolicy(window: .seconds(300))
+        }
+        let a = try TransportHarness.transport("peat-mesh-0", configure: configure)
+        let b = try TransportHarness.transport("peat-mesh-1", configure: configure)
         try await TransportHarness.running([a, b]) {
             let addressA = try await a.listeningAddress()
             let addressB = try await b.listeningAddress()
