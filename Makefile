@@ -96,6 +96,8 @@ format:
 # that seam's conformance suite against an implementation of its own. The discovery example must
 # link neither AsyncHTTPClient nor Yams (only PeatKubernetesDiscovery needs them).
 examples: deps
+	@# SwiftPM caches the file list of a path dependency: drop it so new sources are seen.
+	@rm -f Examples/Embedding/.build/debug.yaml Examples/Embedding/.build/*/debug/description.json
 	@set -e; cd Examples/Embedding; $(SWIFT) build; bin="$$($(SWIFT) build --show-bin-path)"; \
 	for product in StoreExample DiscoveryExample TransportExample; do "$$bin/$$product" | tail -1; done; \
 	if grep -Eq '/(AsyncHTTPClient|Yams)\.build/' "$$bin/DiscoveryExample.product/Objects.LinkFileList"; then \
