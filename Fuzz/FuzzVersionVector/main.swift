@@ -33,7 +33,7 @@ enum VersionVectorTarget {
         var seeds: [(String, [UInt8])] = [
             ("vector-empty", [0] + VersionVector().encoded()),
             ("vector-merged", [0] + merged.version.encoded()),
-            ("vector-large-seq", [0] + VersionVector([SampleDocuments.alice: UInt64.max / 2, SampleDocuments.bob: 1]).encoded()),
+            ("vector-large-seq", [0] + VersionVector([SampleDocuments.alice: UInt64.max / 2 - 1, SampleDocuments.bob: 1]).encoded()),
         ]
         // A sync state as a peer leaves it after a full exchange, per mode.
         var states: [DocumentKey: [UInt8]] = [:]

@@ -25,16 +25,18 @@ enum WatchEventTarget {
     }
 
     static func seeds() -> [(name: String, bytes: [UInt8])] {
-        let slice = #"{"metadata":{"name":"peat-mesh-abc12","resourceVersion":"4712"},"addressType":"IPv4","#
+        let slice =
+            #"{"metadata":{"name":"peat-mesh-abc12","resourceVersion":"4712"},"addressType":"IPv4","#
             + #""endpoints":[{"addresses":["10.42.0.7"],"conditions":{"ready":true},"targetRef":{"kind":"Pod","name":"peat-mesh-1"}}],"#
             + #""ports":[{"name":"sync","port":11204}]}"#
-        let body = [
-            #"{"type":"ADDED","object":\#(slice)}"#,
-            #"{"type":"MODIFIED","object":\#(slice)}"#,
-            #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"4800"}}}"#,
-            #"{"type":"DELETED","object":\#(slice)}"#,
-            #"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#,
-        ].joined(separator: "\n") + "\n"
+        let body =
+            [
+                #"{"type":"ADDED","object":\#(slice)}"#,
+                #"{"type":"MODIFIED","object":\#(slice)}"#,
+                #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"4800"}}}"#,
+                #"{"type":"DELETED","object":\#(slice)}"#,
+                #"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#,
+            ].joined(separator: "\n") + "\n"
         /// Mode, then the body in chunks of `size` bytes.
         func script(mode: UInt8, _ text: String, chunk size: Int = 255) -> [UInt8] {
             let stream = Array(text.utf8)
