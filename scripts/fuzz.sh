@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh build             build every target (-sanitize=fuzzer,address) into .build-fuzz
 #   scripts/fuzz.sh run [TARGET...]   fuzz each for FUZZ_SECONDS; one summary line each; fails on any finding
-#   scripts/fuzz.sh seeds             rewrite Fuzz/Corpus/<target>/ from each target's seed generator
+#   scripts/fuzz.sh seeds             (re)write the generated seeds in Fuzz/Corpus/<target>/
 #   scripts/fuzz.sh merge [TARGET...] add the scratch corpus's inputs that add coverage to Fuzz/Corpus
 #
 # Runs use a scratch copy of the committed corpus (.build-fuzz/corpus/<target>, kept between runs);
@@ -101,9 +101,9 @@ run() {
     [ "$failed" -eq 0 ] || { echo "fuzz: a target found a crash, leak, timeout or excessive memory (see above)"; return 1; }
 }
 
+# Overwrites the generated seeds in place; merged inputs and regression-* files stay.
 seeds() {
     for target in "${TARGETS[@]}"; do
-        rm -rf "Fuzz/Corpus/$target"
         PEAT_FUZZ_WRITE_SEEDS="Fuzz/Corpus/$target" "$(binary "$target")"
     done
 }
