@@ -42,9 +42,9 @@ define crdt_runs
 endef
 
 # What `make lint` checks with the toolchain's swift-format (configuration: .swift-format).
-FORMAT_PATHS := Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Sources Examples/Embedding/Package.swift Examples/Embedding/Sources
+FORMAT_PATHS := Package.swift Sources Tests Fuzz Benchmarks/Package.swift Benchmarks/Sources Examples/Embedding/Package.swift Examples/Embedding/Sources
 
-.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers bench-flood api-check verify-deploy static-binary clean
+.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers bench-flood api-check verify-deploy static-binary fuzz fuzz-build fuzz-seeds fuzz-merge clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
@@ -58,6 +58,8 @@ help:
 	@echo "make api-check  schemathesis (PyPI, ./.venv-api) checks a live node against Sources/PeatBroker/openapi.json"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
 	@echo "make verify-deploy  prove deploy/ offline: chart lint/render/schemas, shellcheck, the image's runtime libraries, a simulated 3-pod StatefulSet"
+	@echo "make fuzz   build the libFuzzer targets (.build-fuzz) and fuzz each decoder FUZZ_SECONDS (60); fails on any crash or leak"
+	@echo "make fuzz-seeds / fuzz-merge  rewrite the seed corpora in Fuzz/Corpus / add the scratch corpus's new coverage to them"
 
 # Installs the Debian packages only when one is missing; silent when all are present.
 deps:
@@ -187,5 +189,23 @@ verify-deploy: deps static-binary
 static-binary: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product peat-mesh-node -Xlinker -s --scratch-path "$(STATIC_BUILD)"
 
+# libFuzzer targets (Fuzz/, only in the package with PEAT_FUZZ set) for every decoder of outside bytes,
+# each fuzzed FUZZ_SECONDS on a scratch copy of its corpus; FUZZ_JOBS of them at once. Not part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
+FUZZ_TARGETS ?=
+
+fuzz-build: deps
+	SWIFT="$(SWIFT)" scripts/fuzz.sh build
+
+fuzz: fuzz-build
+	SWIFT="$(SWIFT)" FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) scripts/fuzz.sh run $(FUZZ_TARGETS)
+
+fuzz-seeds: fuzz-build
+	scripts/fuzz.sh seeds
+
+fuzz-merge: fuzz-build
+	scripts/fuzz.sh merge $(FUZZ_TARGETS)
+
 clean:
-	rm -rf .build .build-static Benchmarks/.build
+	rm -rf .build .build-static .build-fuzz Benchmarks/.build

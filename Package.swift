@@ -304,3 +304,41 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets for every decoder of outside bytes (Fuzz/README.md): only with PEAT_FUZZ set, and
+// built with `-sanitize=fuzzer,address` by `make fuzz`, so `swift build` and `swift test` never see them.
+if Context.environment["PEAT_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzFrameDecoder", ["PeatTransport", .product(name: "NIOCore", package: "swift-nio")]),
+        ("FuzzFormationHandshake", ["PeatTransport", "PeatIdentity"]),
+        ("FuzzMeshMessage", ["PeatMesh", "PeatFuzzMeshSupport"]),
+        ("FuzzSyncSession", ["PeatMesh", "PeatFuzzMeshSupport"]),
+        ("FuzzChangeBatch", ["PeatCRDT", "PeatFuzzCRDTSupport"]),
+        ("FuzzLZCompression", ["PeatCRDT", "PeatFuzzCRDTSupport"]),
+        ("FuzzSavedDocument", ["PeatCRDT", "PeatFuzzCRDTSupport"]),
+        ("FuzzSnapshot", ["PeatCRDT", "PeatFuzzCRDTSupport"]),
+        ("FuzzSyncMessage", ["PeatCRDT", "PeatFuzzCRDTSupport"]),
+        ("FuzzVersionVector", ["PeatCRDT", "PeatFuzzCRDTSupport", "PeatMesh", "PeatStorage"]),
+        ("FuzzDNSMessage", ["PeatDiscovery"]),
+        ("FuzzWatchEvent", ["PeatKubernetesDiscovery", "PeatDiscovery"]),
+        ("FuzzEndpointSlice", ["PeatKubernetesDiscovery", "PeatDiscovery"]),
+    ]
+    package.targets += [
+        // LLVMFuzzerRunDriver: SwiftPM gives an executable's main its own name, so libFuzzer's main is
+        // not linked; each target's main.swift hands its arguments to the driver instead.
+        .target(name: "CPeatFuzz", path: "Fuzz/CPeatFuzz"),
+        .target(name: "PeatFuzzSupport", dependencies: ["CPeatFuzz"], path: "Fuzz/PeatFuzzSupport", swiftSettings: swiftSettings),
+        // Two replicas and a recorded session, for the mesh targets' harnesses and seeds.
+        .target(
+            name: "PeatFuzzMeshSupport",
+            dependencies: ["PeatMesh", "PeatCRDT", "PeatStorage", "PeatIdentity", .product(name: "Logging", package: "swift-log")],
+            path: "Fuzz/PeatFuzzMeshSupport", swiftSettings: swiftSettings),
+        // Sample documents built with the editing API, and the checks every CRDT target runs.
+        .target(name: "PeatFuzzCRDTSupport", dependencies: ["PeatCRDT"], path: "Fuzz/PeatFuzzCRDTSupport", swiftSettings: swiftSettings),
+    ]
+    package.targets += fuzzTargets.map { target in
+        .executableTarget(
+            name: target.name, dependencies: ["PeatFuzzSupport"] + target.dependencies, path: "Fuzz/\(target.name)",
+            swiftSettings: swiftSettings)
+    }
+}

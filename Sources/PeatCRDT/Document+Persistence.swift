@@ -169,11 +169,18 @@ extension Document {
             if c == 0 { return .zero }
             return OpID(counter: c, actor: try actor())
         }
-        maxOp = try r.uleb()
+        // Counters and seqs within the bounds change batches put on them, so local edits and later
+        // changes can always count on from them.
+        func counter(_ what: String) throws(PeatCRDTError) -> UInt64 {
+            let value = try r.uleb()
+            guard value < UInt64.max / 2 else { throw bad("\(what) out of range in state") }
+            return value
+        }
+        maxOp = try counter("op counter")
         let n = try r.count(minimumItemSize: 3)
         for _ in 0..<n {
             let a = Int(try actor())
-            seqs[a] = try r.uleb()
+            seqs[a] = try counter("sequence number")
             historyBase[a] = try r.uleb()
             guard historyBase[a] <= seqs[a] else { throw bad("history base above version") }
         }
@@ -181,7 +188,7 @@ extension Document {
             let count = try r.count(minimumItemSize: 34)
             for _ in 0..<count {
                 let h = ChangeHash(bytes: try r.raw(32))!
-                let v = (try actor(), try r.uleb())
+                let v = (try actor(), try counter("sequence number"))
                 if table == 0 { externalHeads[h] = v } else { droppedHashes[h] = v }
             }
         }

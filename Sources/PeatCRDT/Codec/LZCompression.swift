@@ -4,12 +4,12 @@
 /// "more in a LEB128 that follows"), the literals, then a 2-byte little-endian back offset. The stream
 /// ends after the literals of the last sequence, once the declared size is reached. Decompression
 /// checks every length and offset, so hostile input fails with `.malformedEncoding`.
-enum LZCompression {
+package enum LZCompression {
     static let minimumMatch = 4
     static let hashBits = 16
     static let maximumOffset = 65_535
 
-    static func compress(_ input: [UInt8]) -> [UInt8] {
+    package static func compress(_ input: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(input.count / 2 + 16)
         let n = input.count
@@ -65,7 +65,7 @@ enum LZCompression {
         }
     }
 
-    static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(PeatCRDTError) -> [UInt8] {
+    package static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(PeatCRDTError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: size)
         var n = 0
         var r = ByteReader(Array(input))

@@ -199,7 +199,7 @@ public final class MDNSDiscovery: DiscoveryStrategy {
 }
 
 /// What mDNS responses said, with expiry, turned into peers.
-struct MDNSCache {
+package struct MDNSCache {
     struct Instance {
         var target: String?
         var port: Int?
@@ -211,7 +211,9 @@ struct MDNSCache {
     var hosts: [String: (addresses: Set<String>, expires: ContinuousClock.Instant)] = [:]
     var differ = PeerSnapshotDiffer()
 
-    mutating func absorb(_ message: DNSMessage, serviceType: String, ownInstance: String, now: ContinuousClock.Instant) -> [DiscoveryEvent] {
+    package init() {}
+
+    package mutating func absorb(_ message: DNSMessage, serviceType: String, ownInstance: String, now: ContinuousClock.Instant) -> [DiscoveryEvent] {
         for record in message.records {
             let name = record.name.lowercased()
             let expires = now + .seconds(Int64(record.ttl))
@@ -257,13 +259,13 @@ struct MDNSCache {
         return differ.update(to: peers())
     }
 
-    mutating func expire(now: ContinuousClock.Instant) -> [DiscoveryEvent] {
+    package mutating func expire(now: ContinuousClock.Instant) -> [DiscoveryEvent] {
         instances = instances.filter { $0.value.expires > now }
         hosts = hosts.filter { $0.value.expires > now }
         return differ.update(to: peers())
     }
 
-    func peers() -> [PeerInfo] {
+    package func peers() -> [PeerInfo] {
         instances.compactMap { name, instance in
             guard let target = instance.target, let port = instance.port,
                 let addresses = hosts[target]?.addresses, !addresses.isEmpty

@@ -1,6 +1,6 @@
-import Logging
+package import Logging
 import PeatCRDT
-import PeatStorage
+package import PeatStorage
 
 /// The only writer of this node's documents: decoded copies in a cache, their stored envelope, the
 /// document store and the anti-entropy index, kept consistent with each other.
@@ -12,7 +12,7 @@ import PeatStorage
 /// Not thread-safe: the sync coordinator owns it and calls it from its own isolation. It knows
 /// nothing of peers; the sync state machines hand it their per-document states
 /// (`DocumentRepository+Sync.swift`).
-final class DocumentRepository {
+package final class DocumentRepository {
     /// The reserved root field that marks a deleted document; user documents may not use it.
     static let deletedField = "\u{1}peat.deleted"
 
@@ -25,7 +25,7 @@ final class DocumentRepository {
     /// Collections whose sync messages failed to apply, logged once each.
     private var reportedFailures: Set<String> = []
 
-    init(store: any DocumentStore, modes: SyncModeRegistry, cacheCapacity: Int, logger: Logger) throws(MeshError) {
+    package init(store: any DocumentStore, modes: SyncModeRegistry, cacheCapacity: Int, logger: Logger) throws(MeshError) {
         guard let actorID = ActorID(bytes: store.actorID) else {
             throw MeshError(code: .invalidConfiguration, message: "the store's actor ID is not 16 bytes")
         }
@@ -39,7 +39,7 @@ final class DocumentRepository {
     // MARK: Index
 
     /// Builds the anti-entropy index from one scan of the store.
-    func buildIndex() throws(MeshError) {
+    package func buildIndex() throws(MeshError) {
         let documents: [StoredDocument]
         do {
             documents = try store.scan(nil)
@@ -155,7 +155,7 @@ final class DocumentRepository {
     // MARK: Local edits
 
     /// What a local edit did.
-    struct LocalWrite {
+    package struct LocalWrite {
         /// The live document afterwards (nil after a delete).
         var document: MeshDocument?
         var created: Bool
@@ -164,7 +164,7 @@ final class DocumentRepository {
     }
 
     /// Applies a local edit and persists it.
-    func apply(_ edit: MeshEdit, to key: DocumentKey, ifVersion: UInt64?) throws(MeshError) -> LocalWrite {
+    package func apply(_ edit: MeshEdit, to key: DocumentKey, ifVersion: UInt64?) throws(MeshError) -> LocalWrite {
         let existing = try load(key)
         let live = existing.flatMap { materialise(key, $0) }
         if let ifVersion, ifVersion != (live?.version ?? 0) {

@@ -1,5 +1,5 @@
 import PeatCRDT
-import PeatStorage
+package import PeatStorage
 
 /// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
 ///
@@ -9,7 +9,7 @@ import PeatStorage
 /// differing buckets, and then sync exactly the
 /// documents that differ with the document CRDT's own sync messages (`documents`). Frames larger than
 /// a chunk travel as `chunk`s. See docs/adr/0005-mesh-sync-protocol.md.
-enum MeshMessage: Equatable, Sendable {
+package enum MeshMessage: Equatable, Sendable {
     static let protocolVersion: UInt8 = 1
     static let digestSize = 16
     static let bucketCount = 256
@@ -33,12 +33,12 @@ enum MeshMessage: Equatable, Sendable {
     /// A piece of a frame too large to send whole; the last piece has `more == false`.
     case chunk(more: Bool, bytes: [UInt8])
 
-    struct KeyDigest: Equatable, Sendable {
+    package struct KeyDigest: Equatable, Sendable {
         var key: DocumentKey
         var digest: [UInt8]
     }
 
-    struct DocumentMessage: Equatable, Sendable {
+    package struct DocumentMessage: Equatable, Sendable {
         var key: DocumentKey
         var payload: [UInt8]
     }
@@ -47,7 +47,7 @@ enum MeshMessage: Equatable, Sendable {
         case hello = 0, root, groups, buckets, keys, documents, chunk
     }
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         w.byte(Self.protocolVersion)
         switch self {
@@ -100,7 +100,7 @@ enum MeshMessage: Equatable, Sendable {
     /// Decodes one frame.
     /// - Throws: `MeshError` with `.protocolViolation` for anything malformed; never traps and never
     ///   allocates more than the frame holds.
-    init(decoding bytes: [UInt8]) throws(MeshError) {
+    package init(decoding bytes: [UInt8]) throws(MeshError) {
         var r = ByteReader(bytes)
         guard let version = try? r.byte() else {
             throw MeshError(code: .protocolViolation, message: "malformed mesh message: empty frame")

@@ -1,22 +1,22 @@
 import PeatCRDT
-import PeatStorage
+package import PeatStorage
 
 /// What one peer confirmed, per document, kept in the store's metadata between sessions
 /// (`mesh.sync.<device>`), valid only for the peer's store incarnation that confirmed it.
 ///
 ///     [1][incarnation: 16 bytes][count] then per document: collection, id, SyncState.persistentBytes()
-struct PersistedSyncStates: Equatable, Sendable {
+package struct PersistedSyncStates: Equatable, Sendable {
     static let formatVersion: UInt8 = 1
 
-    var incarnation: [UInt8]
-    var states: [DocumentKey: [UInt8]]
+    package var incarnation: [UInt8]
+    package var states: [DocumentKey: [UInt8]]
 
-    init(incarnation: [UInt8], states: [DocumentKey: [UInt8]]) {
+    package init(incarnation: [UInt8], states: [DocumentKey: [UInt8]]) {
         self.incarnation = incarnation
         self.states = states
     }
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 32 + states.count * 48)
         w.byte(Self.formatVersion)
         w.raw(incarnation)
@@ -32,7 +32,7 @@ struct PersistedSyncStates: Equatable, Sendable {
 
     /// Decodes `encoded()` output.
     /// - Throws: `MeshError` with `.storage` for anything malformed.
-    init(decoding bytes: [UInt8]) throws(MeshError) {
+    package init(decoding bytes: [UInt8]) throws(MeshError) {
         do throws(PeatCRDTError) {
             var r = ByteReader(bytes)
             guard try r.byte() == Self.formatVersion else { throw ByteReader.malformed("persisted sync state version") }

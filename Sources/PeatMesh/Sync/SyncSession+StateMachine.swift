@@ -1,6 +1,6 @@
 import PeatCRDT
-import PeatIdentity
-import PeatStorage
+package import PeatIdentity
+package import PeatStorage
 
 extension SyncSession {
     /// The mesh protocol with one peer over one connection, as a value: frames and local events in,
@@ -11,7 +11,7 @@ extension SyncSession {
     /// state, what the peer confirmed in earlier sessions, and chunks in both directions. It reaches
     /// documents only through the `DocumentRepository` it is handed, synchronously, so it runs without
     /// a network. A frame it rejects throws before anything changes; the session then closes.
-    struct StateMachine: Equatable {
+    package struct StateMachine: Equatable {
         /// The largest frame sent whole; larger ones travel as chunks.
         static let chunkSize = 1024 * 1024
         /// The largest message reassembled from chunks.
@@ -27,7 +27,7 @@ extension SyncSession {
         }
 
         /// What a received frame means for the rest of the node.
-        enum Outcome: Equatable {
+        package enum Outcome: Equatable {
             case nothing
             /// The peer said hello: the session is established.
             case established(nodeID: String)
@@ -52,7 +52,7 @@ extension SyncSession {
         private var reassembly: [UInt8] = []
         private var outboundChunks = FIFO<[UInt8]>()
 
-        init(peer: DeviceID, localNodeID: String, incarnation: [UInt8]) {
+        package init(peer: DeviceID, localNodeID: String, incarnation: [UInt8]) {
             self.peer = peer
             self.hello = MeshMessage.hello(nodeID: localNodeID, incarnation: incarnation).encoded()
         }
@@ -70,7 +70,7 @@ extension SyncSession {
         /// Handles one frame from the peer.
         /// - Throws: `MeshError(.protocolViolation)` for a malformed frame or one the protocol does not
         ///   allow here; the machine is then unchanged and the session should close.
-        mutating func receive(_ frame: [UInt8], documents repository: DocumentRepository) throws(MeshError) -> Outcome {
+        package mutating func receive(_ frame: [UInt8], documents repository: DocumentRepository) throws(MeshError) -> Outcome {
             let message = try MeshMessage(decoding: frame)
             guard case .chunk(let more, let bytes) = message else {
                 guard reassembly.isEmpty else { throw Self.violation("a message arrived inside a chunked one") }
@@ -201,7 +201,7 @@ extension SyncSession {
 
         /// The next frame to send: our hello first; after the peer's hello, pieces of a chunked frame,
         /// then control messages, then a batch of document messages. Nil when there is nothing to send.
-        mutating func nextFrame(documents repository: DocumentRepository) -> [UInt8]? {
+        package mutating func nextFrame(documents repository: DocumentRepository) -> [UInt8]? {
             guard helloSent else {
                 helloSent = true
                 return hello

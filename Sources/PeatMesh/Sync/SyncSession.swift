@@ -8,7 +8,7 @@ import PeatTransport
 /// `pushDelay` to batch a burst), and the anti-entropy timer ticks the machine. The session ends
 /// when the connection closes, a frame is refused, or the coordinator finishes the doorbell (the
 /// session was replaced or its peer lost).
-struct SyncSession {
+package struct SyncSession {
     struct Timing: Sendable {
         var antiEntropyInterval: Duration
         var pushDelay: Duration

@@ -22,7 +22,7 @@ public struct FrameDecoder: ByteToMessageDecoder, NIOSingleStepByteToMessageDeco
 
     /// A decoder that accepts only handshake-sized frames until `gate` opens, so a peer that has
     /// not proved formation membership cannot make the node buffer a large frame.
-    init(maximumPayloadSize: Int, gate: AuthenticationGate) {
+    package init(maximumPayloadSize: Int, gate: AuthenticationGate) {
         self.maximumPayloadSize = maximumPayloadSize
         self.gate = gate
     }
@@ -64,8 +64,10 @@ public struct FrameDecoder: ByteToMessageDecoder, NIOSingleStepByteToMessageDeco
 
 /// Opened by the formation handshake once the peer is authenticated; read by the frame decoder.
 /// Both live on the channel's event loop.
-final class AuthenticationGate {
-    var isOpen = false
+package final class AuthenticationGate {
+    package var isOpen = false
+
+    package init() {}
 }
 
 /// Writes `Frame`s in the wire format of `Frame`.

@@ -1,4 +1,4 @@
-import PeatIdentity
+package import PeatIdentity
 
 /// The formation handshake as a plain state machine: what to send and when a peer is accepted.
 ///
@@ -11,8 +11,8 @@ import PeatIdentity
 ///
 /// The transcript binds the proof to this TLS session's keys and fresh nonces, so it cannot be
 /// replayed elsewhere or relayed through a man in the middle; the role stops reflection.
-struct FormationHandshake {
-    enum Action: Equatable {
+package struct FormationHandshake {
+    package enum Action: Equatable {
         /// Send this frame to the peer.
         case send(Frame)
         /// The peer is authenticated; application data may flow.
@@ -32,13 +32,13 @@ struct FormationHandshake {
     }
 
     private var state = State.awaitingTLS
-    let role: MembershipRole
-    let localKey: DevicePublicKey
-    let formationKey: FormationKey
-    let expectedPeer: DeviceID?
-    let nonce: [UInt8]
+    package let role: MembershipRole
+    package let localKey: DevicePublicKey
+    package let formationKey: FormationKey
+    package let expectedPeer: DeviceID?
+    package let nonce: [UInt8]
 
-    init(
+    package init(
         role: MembershipRole, localKey: DevicePublicKey, formationKey: FormationKey, expectedPeer: DeviceID?,
         nonce: FormationChallenge = .random()
     ) {
@@ -49,13 +49,13 @@ struct FormationHandshake {
         self.nonce = nonce.nonce
     }
 
-    var isAuthenticated: Bool {
+    package var isAuthenticated: Bool {
         if case .authenticated = state { return true }
         return false
     }
 
     /// TLS finished; `peerKey` is the key of the peer's verified certificate.
-    mutating func tlsHandshakeCompleted(negotiatedProtocol: String?, peerKey: DevicePublicKey?) -> Action {
+    package mutating func tlsHandshakeCompleted(negotiatedProtocol: String?, peerKey: DevicePublicKey?) -> Action {
         guard case .awaitingTLS = state else { return fail(.protocolViolation, "TLS completed twice") }
         guard negotiatedProtocol == syncALPN else {
             return fail(.alpnMismatch, "the peer negotiated \(negotiatedProtocol.map { "\"\($0)\"" } ?? "no application protocol"), not \(syncALPN)")
@@ -71,7 +71,7 @@ struct FormationHandshake {
     }
 
     /// A frame arrived before authentication completed (after it, frames bypass the handshake).
-    mutating func received(_ frame: Frame) -> Action {
+    package mutating func received(_ frame: Frame) -> Action {
         switch (state, frame.kind) {
         case (.awaitingHello(let peer), .hello):
             guard frame.payload.count == FormationChallenge.byteCount else {
@@ -98,7 +98,7 @@ struct FormationHandshake {
     }
 
     /// The handshake deadline passed.
-    mutating func timedOut() -> Action {
+    package mutating func timedOut() -> Action {
         switch state {
         case .authenticated, .failed: return .none
         default: return fail(.handshakeTimeout, "the formation handshake did not complete in time")
