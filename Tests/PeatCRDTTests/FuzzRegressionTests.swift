@@ -28,8 +28,8 @@ struct FuzzRegressionTests {
         // maxOp 5; one writer: actor 0 at seq 2^64 - 1 with history base 2^64 - 1; then the empty tables and root.
         let state: [UInt8] = [5, 1, 0] + Self.largestCounter + Self.largestCounter + [0, 0, 0, 0, 0]
         #expect(throws: PeatCRDTError.self) { try Document(loading: Self.savedDocument(actor: Self.own, state: state), actor: Self.own) }
-        // The same state one below the bound loads and still takes an edit.
-        let bounded = ulebBytes(UInt64.max / 2 - 1)
+        // The same state just below the bound loads and still takes an edit.
+        let bounded = ulebBytes(ChangeBatchDecoder.counterLimit - 2)
         let doc = try Document(loading: Self.savedDocument(actor: Self.own, state: [5, 1, 0] + bounded + bounded + [0, 0, 0, 0, 0]), actor: Self.own)
         try doc.put(.root, "after", .int(1))
         #expect(doc.commit())
@@ -46,6 +46,19 @@ struct FuzzRegressionTests {
         try doc.put(.root, "after", .int(1))
         #expect(doc.commit())
         #expect(throws: PeatCRDTError.self) { try VersionVector(decoding: [1] + Self.own.bytes + Self.largestCounter) }
+    }
+
+    /// FuzzSavedDocument: a state whose op counter sat just below the decoder's bound loaded and took
+    /// an edit, whose change the decoder then refused: the document saved but no longer loaded.
+    @Test func editsNearTheCounterBoundStillReload() throws {
+        for maxOp in [ChangeBatchDecoder.counterLimit - 3, ChangeBatchDecoder.counterLimit - 2] {
+            let doc = try Document(loading: Self.savedDocument(actor: actor(1), state: ulebBytes(maxOp) + Self.emptyStateTail), actor: Self.own)
+            let edited = (try? doc.put(.root, "edit", .int(1))) != nil
+            #expect(edited == (maxOp < ChangeBatchDecoder.counterLimit - 2))
+            doc.commit()
+            let reloaded = try Document(loading: doc.save(), actor: Self.own)
+            #expect(reloaded.latestSnapshot() == doc.latestSnapshot())
+        }
     }
 
     /// One snapshot field: key, version (counter, actor), then a live value.
