@@ -305,7 +305,7 @@ let package = Package(
     ]
 )
 
-// libFuzzer targets for every decoder of outside bytes (Fuzz/README.md): only with PEAT_FUZZ set, and
+// libFuzzer targets for every decoder of outside bytes (README.md, "Fuzzing"): only with PEAT_FUZZ set, and
 // built with `-sanitize=fuzzer,address` by `make fuzz`, so `swift build` and `swift test` never see them.
 if Context.environment["PEAT_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [

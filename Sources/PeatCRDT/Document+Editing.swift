@@ -8,8 +8,17 @@ import Darwin
 extension Document {
     func invalidOperation(_ why: String) -> PeatCRDTError { PeatCRDTError(.invalidOperation, why) }
 
+    /// Refuses an edit of `width` op ids when the change it makes would not load again: the change
+    /// batch decoder bounds seqs and op ids, and a document reaches that bound only after hostile input.
+    func checkCounterSpace(_ width: UInt64) throws(PeatCRDTError) {
+        guard maxOp < ChangeBatchDecoder.counterLimit - 1 - width, seqs[0] < ChangeBatchDecoder.counterLimit - 1 else {
+            throw invalidOperation("the op counter or sequence number is exhausted")
+        }
+    }
+
     @inline(__always)
-    func nextID(width: UInt64 = 1) -> OpID {
+    func nextID(width: UInt64 = 1) throws(PeatCRDTError) -> OpID {
+        try checkCounterSpace(width)
         let id = OpID(counter: maxOp + 1, actor: 0)
         if pending.isEmpty { pendingStart = id.counter }
         maxOp += width
@@ -49,7 +58,7 @@ extension Document {
     public func put(_ object: ObjectID, _ key: String, _ value: ScalarValue) throws(PeatCRDTError) {
         let (obj, m) = try requireMap(object)
         let op = Op(obj: obj, key: .map(key), insert: false, action: .set(value), pred: predOf(m.entries[key]))
-        let id = nextID()
+        let id = try nextID()
         pending.append(op)
         applyMapOp(m, obj: obj, key: key, id: id, action: op.action, pred: op.pred)
         bumpStateVersion()
@@ -61,7 +70,7 @@ extension Document {
         let (obj, m) = try requireMap(object)
         try checkDepth(obj)
         let op = Op(obj: obj, key: .map(key), insert: false, action: .make(type), pred: predOf(m.entries[key]))
-        let id = nextID()
+        let id = try nextID()
         pending.append(op)
         applyMapOp(m, obj: obj, key: key, id: id, action: op.action, pred: op.pred)
         bumpStateVersion()
@@ -73,7 +82,7 @@ extension Document {
         let (obj, m) = try requireMap(object)
         guard let slots = m.entries[key] else { return }
         let op = Op(obj: obj, key: .map(key), insert: false, action: .delete, pred: predOf(slots))
-        let id = nextID()
+        let id = try nextID()
         pending.append(op)
         applyMapOp(m, obj: obj, key: key, id: id, action: .delete, pred: op.pred)
         bumpStateVersion()
@@ -87,7 +96,7 @@ extension Document {
             throw invalidOperation("\(key) does not hold a counter")
         }
         let op = Op(obj: obj, key: .map(key), insert: false, action: .increment(delta), pred: .one(slots.winner.id))
-        let id = nextID()
+        let id = try nextID()
         pending.append(op)
         applyMapOp(m, obj: obj, key: key, id: id, action: op.action, pred: op.pred)
         bumpStateVersion()
@@ -103,7 +112,7 @@ extension Document {
         }
         let reference = index == 0 ? OpID.zero : l.sequence.element(at: l.sequence.positionOfVisible(index - 1)).id
         let position = l.sequence.positionAfterVisible(index - 1)
-        let id = nextID()
+        let id = try nextID()
         pending.append(Op(obj: obj, key: .seq(reference), insert: true, action: action, pred: .none))
         insertListElement(l, at: position, obj: obj, id: id, action: action)
         bumpStateVersion()
@@ -136,7 +145,7 @@ extension Document {
             }
             pred = .one(element.slots!.winner.id)
         }
-        let id = nextID()
+        let id = try nextID()
         pending.append(Op(obj: obj, key: .seq(element.id), insert: false, action: action, pred: pred))
         updateListElement(l, at: p, obj: obj, id: id, action: action, pred: pred)
         bumpStateVersion()
@@ -172,10 +181,11 @@ extension Document {
         guard position >= 0, deleteCount >= 0, position + deleteCount <= t.sequence.visibleCount else {
             throw invalidOperation("splice \(position)+\(deleteCount) out of range 0...\(t.sequence.visibleCount)")
         }
+        try checkCounterSpace(UInt64(deleteCount) + UInt64(insert.unicodeScalars.count))
         for _ in 0..<deleteCount {
             let p = t.sequence.positionOfVisible(position)
             let target = t.sequence.element(at: p).id
-            let id = nextID()
+            let id = try nextID()
             pending.append(Op(obj: obj, key: .seq(target), insert: false, action: .delete, pred: .one(target)))
             t.sequence.update(at: p) { $0.isVisible = false }
             noteFieldWrite(obj: obj, key: nil, lastID: id)
@@ -183,7 +193,7 @@ extension Document {
         let width = UInt64(insert.unicodeScalars.count)
         if width > 0 {
             let reference = position == 0 ? OpID.zero : t.sequence.element(at: t.sequence.positionOfVisible(position - 1)).id
-            let id = nextID(width: width)
+            let id = try nextID(width: width)
             pending.append(Op(obj: obj, key: .seq(reference), insert: true, action: .text(insert, width: UInt32(width)), pred: .none))
             var counter = id.counter
             var index = position

@@ -169,14 +169,15 @@ extension Document {
             if c == 0 { return .zero }
             return OpID(counter: c, actor: try actor())
         }
-        // Counters and seqs within the bounds change batches put on them, so local edits and later
-        // changes can always count on from them.
-        func counter(_ what: String) throws(PeatCRDTError) -> UInt64 {
+        // Seqs within the bound change batches put on them, so commits and later changes count on
+        // from them without overflowing. The op counter may exceed it (a merged snapshot's nested
+        // objects take ids beyond every version), but not by much: local edits then refuse to run.
+        func counter(_ what: String, below limit: UInt64 = ChangeBatchDecoder.counterLimit) throws(PeatCRDTError) -> UInt64 {
             let value = try r.uleb()
-            guard value < UInt64.max / 2 else { throw bad("\(what) out of range in state") }
+            guard value < limit else { throw bad("\(what) out of range in state") }
             return value
         }
-        maxOp = try counter("op counter")
+        maxOp = try counter("op counter", below: UInt64.max / 4 * 3)
         let n = try r.count(minimumItemSize: 3)
         for _ in 0..<n {
             let a = Int(try actor())

@@ -129,6 +129,18 @@ extension Document {
             fields.append((key, counter, actor, tree, bytes[start..<r.offset]))
         }
         guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes after snapshot") }
+        // A field's object takes the field's version as its id: refuse a snapshot that would give two
+        // fields one object, or take the id of an object another field holds.
+        var objectFields: [ActorID: [UInt64: String]] = [:]
+        for f in fields where f.tree?.objectType != nil {
+            if let other = objectFields[f.actor]?[f.counter], other != f.key { throw ByteReader.malformed("two fields with one object id") }
+            objectFields[f.actor, default: [:]][f.counter] = f.key
+            if let a = actorIndex[f.actor], case let id = OpID(counter: f.counter, actor: a), objects[id] != nil, rootFieldOf[id] != f.key {
+                throw ByteReader.malformed("a field's object id belongs to another field")
+            }
+        }
+        // The local ids of nested objects come after every incoming version, so none is one of them.
+        if let highest = fields.map(\.counter).max(), highest > maxOp { maxOp = highest }
         var changed = false
         for f in fields {
             let v = OpID(counter: f.counter, actor: index(of: f.actor))

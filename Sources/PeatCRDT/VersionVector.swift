@@ -90,7 +90,7 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
             let seq = try r.uleb()
             // The bound change batches put on seqs: a document that adopts this vector (a snapshot
             // standing in for history) must still be able to count its next change.
-            guard seq < UInt64.max / 2 else { throw ByteReader.malformed("sequence number out of range in version vector") }
+            guard seq < ChangeBatchDecoder.counterLimit else { throw ByteReader.malformed("sequence number out of range in version vector") }
             guard entries.updateValue(seq, forKey: actor) == nil else {
                 throw ByteReader.malformed("duplicate actor in version vector")
             }

@@ -283,6 +283,8 @@ struct ChangeBatchDecoder {
 
     /// Largest decompressed size accepted, relative to the compressed input (a bound on allocation).
     static let maximumExpansion = 64
+    /// Every seq and op id decoded is below this, so counting on from one never overflows.
+    static let counterLimit = UInt64.max / 2
 
     init(_ bytes: [UInt8]) throws(PeatCRDTError) {
         guard bytes.count >= 2 else { throw ByteReader.malformed("batch shorter than its header") }
@@ -332,7 +334,7 @@ struct ChangeBatchDecoder {
             }
             let seq = header & ChangeBatch.seqNext != 0 ? lastSeq[Int(actor)] + 1 : try r.uleb()
             let startOp = header & ChangeBatch.startOpNext != 0 ? previousEnd : try r.uleb()
-            guard seq > 0, startOp > 0, seq < UInt64.max / 2, startOp < UInt64.max / 2 else {
+            guard seq > 0, startOp > 0, seq < Self.counterLimit, startOp < Self.counterLimit else {
                 throw ByteReader.malformed("sequence number or op id out of range")
             }
             // A delete run's changes take no bytes each: bound them by a multiple of the input instead.
@@ -346,6 +348,9 @@ struct ChangeBatchDecoder {
                 count = Int(n)
             }
             if kind != .change, count < 2 { throw ByteReader.malformed("run shorter than two changes") }
+            guard UInt64(count) < Self.counterLimit - max(seq, startOp) else {
+                throw ByteReader.malformed("run beyond the sequence number or op id range")
+            }
             var times: [Int64] = []
             if kind != .change, header & ChangeBatch.uniformTime != 0 {
                 guard header & ChangeBatch.timeSame == 0 else { throw ByteReader.malformed("conflicting time flags") }
@@ -388,7 +393,7 @@ struct ChangeBatchDecoder {
                 for _ in 0..<nOps {
                     let op = try OpCodec.decode(own: own, actorCount: actors.count, from: &r)
                     own += op.action.width
-                    guard own < UInt64.max / 2 else { throw ByteReader.malformed("op id out of range") }
+                    guard own < Self.counterLimit else { throw ByteReader.malformed("op id out of range") }
                     ops.append(op)
                 }
                 try body(
