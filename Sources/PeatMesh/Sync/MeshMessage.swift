@@ -1,5 +1,5 @@
 import PeatCRDT
-package import PeatStorage
+import PeatStorage
 
 /// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
 ///
