@@ -150,6 +150,13 @@ public final class BrokerToken: Sendable, CustomStringConvertible {
     }
 
     /// The credentials of `Bearer <credentials>` (scheme case-insensitive, RFC 6750 §2.1), or nil.
+    /// The credentials of the one `Authorization` header among `values`, if it is exactly one and
+    /// a valid `Bearer` header (both the router's check and the WebSocket upgrade's use this).
+    static func bearerCredentials(in values: [String]) -> Substring.UTF8View? {
+        guard values.count == 1 else { return nil }
+        return bearerCredentials(values[0])
+    }
+
     static func bearerCredentials(_ header: String) -> Substring.UTF8View? {
         let utf8 = header.utf8
         let scheme = "bearer".utf8

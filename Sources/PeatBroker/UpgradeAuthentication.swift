@@ -34,10 +34,7 @@ final class UpgradeAuthentication: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func authorized(_ headers: HTTPHeaders) -> Bool {
-        let values = headers["authorization"]
-        guard values.count == 1, let presented = BrokerToken.bearerCredentials(values[0]) else {
-            return false
-        }
+        guard let presented = BrokerToken.bearerCredentials(in: headers["authorization"]) else { return false }
         return token.accepts(presented)
     }
 }
