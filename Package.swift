@@ -120,6 +120,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -252,7 +253,7 @@ let package = Package(
         .testTarget(
             name: "PeatTransportTests",
             dependencies: [
-                "PeatTransport", "PeatTransportTesting",
+                "PeatTransport", "PeatTransportTesting", "PeatTestSupport",
                 "PeatIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

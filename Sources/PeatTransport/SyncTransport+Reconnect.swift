@@ -4,10 +4,24 @@ public import PeatIdentity
 public struct ReconnectTarget: Sendable, Equatable {
     public var addresses: [PeerAddress]
     public var expectedPeer: DeviceID?
+    /// Relays to try, in order, when no address answered (only with `expectedPeer`: a relay
+    /// forwards by device ID).
+    public var relays: [RelayURL]
 
-    public init(addresses: [PeerAddress], expectedPeer: DeviceID?) {
+    public init(addresses: [PeerAddress], expectedPeer: DeviceID?, relays: [RelayURL] = []) {
         self.addresses = addresses
         self.expectedPeer = expectedPeer
+        self.relays = relays
+    }
+
+    /// The routes to try in order: every address, then (for a known device) every relay.
+    var routes: [Route] {
+        addresses.map(Route.direct) + (expectedPeer.map { device in relays.map { Route.relay($0, device) } } ?? [])
+    }
+
+    enum Route {
+        case direct(PeerAddress)
+        case relay(RelayURL, DeviceID)
     }
 }
 
@@ -26,7 +40,7 @@ extension SyncTransport {
     /// Keeps a connection to one peer until `nextTarget` returns nil or the calling task is cancelled.
     ///
     /// Each round asks `nextTarget` where to dial (it may wait as long as it likes, for example while
-    /// another connection to the peer is open), tries the addresses in order, and hands the first
+    /// another connection to the peer is open), tries the addresses in order, then its relays, and hands the first
     /// authenticated connection to `session`. When the session returns, or no address answered, it
     /// reports the round to `observe` and waits a jittered, exponentially growing delay on `clock`
     /// before the next round (reset after every successful connection).
@@ -47,9 +61,13 @@ extension SyncTransport {
         while !Task.isCancelled, let target = await nextTarget() {
             var outcome: ReconnectOutcome?
             var lastError: TransportError?
-            for address in target.addresses where !Task.isCancelled {
+            for route in target.routes where !Task.isCancelled {
                 do {
-                    let connection = try await connect(to: address, expectedPeer: target.expectedPeer)
+                    let connection =
+                        switch route {
+                        case .direct(let address): try await connect(to: address, expectedPeer: target.expectedPeer)
+                        case .relay(let relay, let device): try await connect(through: relay, to: device)
+                        }
                     backoff.reset()
                     await session(connection)
                     await connection.close()

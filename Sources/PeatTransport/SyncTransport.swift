@@ -44,6 +44,8 @@ public protocol SyncConnection: AnyObject, Sendable {
     var remoteAddress: String { get }
     /// The latest measured round-trip time, if any.
     var roundTripTime: Duration? { get }
+    /// How the connection reaches the peer: directly, or through a relay.
+    var path: ConnectionPath { get }
 
     /// Runs `body` with the connection's inbound frame payloads and an outbound writer, then closes it.
     ///
@@ -63,7 +65,39 @@ public protocol SyncConnection: AnyObject, Sendable {
     func abort() async
 }
 
+/// How a connection reaches its peer.
+public enum ConnectionPath: Hashable, Sendable, CustomStringConvertible {
+    /// A TCP connection to the peer's address.
+    case direct
+    /// A session through the relay at this URL; the relay forwards the two peers' TLS end to end.
+    case relay(RelayURL)
+
+    /// `direct` or `relay` (the label `/api/v1/peers` and the metrics use).
+    public var name: String {
+        switch self {
+        case .direct: "direct"
+        case .relay: "relay"
+        }
+    }
+
+    /// The relay's URL when relayed.
+    public var relayURL: RelayURL? {
+        if case .relay(let url) = self { return url }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .direct: "direct"
+        case .relay(let url): "relay \(url)"
+        }
+    }
+}
+
 extension SyncConnection {
+    /// Connections of transports without relays are direct.
+    public var path: ConnectionPath { .direct }
+
     /// Transports whose `close()` never waits for the peer need nothing more.
     public func abort() async {
         await close()
@@ -86,6 +120,21 @@ public protocol SyncTransport: Sendable {
     /// - Throws: `TransportError` (`.connectFailed`, `.notFormationMember`, `.unexpectedIdentity`,
     ///   `.handshakeTimeout`, `.duplicateConnection`, ...).
     func connect(to address: PeerAddress, expectedPeer: DeviceID?) async throws -> any SyncConnection
+
+    /// Opens an authenticated connection to `device` through the relay at `relay`.
+    /// - Throws: `TransportError`; transports without relay support throw `.connectFailed`.
+    func connect(through relay: RelayURL, to device: DeviceID) async throws -> any SyncConnection
+
+    /// The relays this transport dials through when a peer names none (its own relays).
+    var relays: [RelayURL] { get }
+}
+
+extension SyncTransport {
+    public func connect(through relay: RelayURL, to device: DeviceID) async throws -> any SyncConnection {
+        throw TransportError(code: .connectFailed, message: "this transport does not support relays")
+    }
+
+    public var relays: [RelayURL] { [] }
 }
 
 /// The payloads of the data frames a connection receives, in order.

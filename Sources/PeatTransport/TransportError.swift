@@ -22,6 +22,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
             case duplicateConnection
             case transportClosed
             case tooManyHandshakes
+            case relayRefused
         }
 
         private let value: Value
@@ -59,6 +60,9 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         public static let transportClosed = Code(.transportClosed)
         /// Refused on arrival: the listener's handshake limits (`HandshakeLimits`) were reached.
         public static let tooManyHandshakes = Code(.tooManyHandshakes)
+        /// A relay refused the request (no such peer, a limit, a failed admission proof), or did
+        /// not prove it holds the formation's relay access key.
+        public static let relayRefused = Code(.relayRefused)
 
         public var description: String { value.rawValue }
     }

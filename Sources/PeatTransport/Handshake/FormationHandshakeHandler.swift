@@ -21,8 +21,15 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
     private let authenticated: EventLoopPromise<PeerIdentity>
     private var deadline: Scheduled<Void>?
     private let gate: AuthenticationGate
+    private let peerCertificate: () -> NIOSSLCertificate?
 
-    init(handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<PeerIdentity>, gate: AuthenticationGate) {
+    /// - Parameter peerCertificate: The leaf certificate the peer presented to this connection's
+    ///   TLS handler (recorded by its verification callback).
+    init(
+        handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<PeerIdentity>, gate: AuthenticationGate,
+        peerCertificate: @escaping () -> NIOSSLCertificate?
+    ) {
+        self.peerCertificate = peerCertificate
         self.handshake = handshake
         self.timeout = timeout
         self.authenticated = authenticated
@@ -45,8 +52,7 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
-            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-            let peerKey = certificate.flatMap { DeviceCertificate.deviceKey(of: $0) }
+            let peerKey = peerCertificate().flatMap { DeviceCertificate.deviceKey(of: $0) }
             apply(handshake.tlsHandshakeCompleted(negotiatedProtocol: negotiatedProtocol, peerKey: peerKey), context: context)
         }
         context.fireUserInboundEventTriggered(event)

@@ -8,6 +8,7 @@ public final class TLSSyncConnection: SyncConnection {
     public let peer: PeerIdentity
     public let role: MembershipRole
     public let remoteAddress: String
+    public let path: ConnectionPath
 
     let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
     let maximumPayloadSize: Int
@@ -16,13 +17,14 @@ public final class TLSSyncConnection: SyncConnection {
     private let claim = ConnectionClaim()
 
     init(
-        peer: PeerIdentity, role: MembershipRole, remoteAddress: String,
+        peer: PeerIdentity, role: MembershipRole, remoteAddress: String, path: ConnectionPath = .direct,
         asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
         roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>
     ) {
         self.peer = peer
         self.role = role
         self.remoteAddress = remoteAddress
+        self.path = path
         self.asyncChannel = asyncChannel
         self.maximumPayloadSize = maximumPayloadSize
         self.roundTripTimeBox = roundTripTime

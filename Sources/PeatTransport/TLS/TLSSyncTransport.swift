@@ -38,6 +38,14 @@ public final class TLSSyncTransport: SyncTransport, Service {
         public var inboundBufferFrames = 64
         /// Which connection survives when two devices dial each other.
         public var simultaneousDial = SimultaneousDialPolicy()
+        /// Relays to keep a listen connection to (so peers can reach this node through them) and
+        /// to dial through (`connect(through:to:)`); empty: none.
+        public var relays: [RelayURL] = []
+        /// The formation's relay access key (`RelayAccessKey(secret:)`); required when `relays` is
+        /// not empty or `connect(through:to:)` is used.
+        public var relayAccessKey: RelayAccessKey?
+        /// Delays between attempts to (re)connect to a relay.
+        public var relayBackoff = ReconnectBackoff()
 
         public init(host: String = "0.0.0.0", port: Int = 11204) {
             self.host = host
@@ -49,18 +57,21 @@ public final class TLSSyncTransport: SyncTransport, Service {
     public let inboundConnections: AsyncStream<any SyncConnection>
 
     let configuration: Configuration
+    let keypair: DeviceKeypair
     private let formationKey: FormationKey
-    private let group: any EventLoopGroup
-    private let logger: Logger
+    let group: any EventLoopGroup
+    let logger: Logger
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
-    private let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
+    let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
     private let bound: EventLoopPromise<SocketAddress>
-    private let metrics: TransportMetrics
-    private let state: NIOLockedValueBox<State>
+    let metrics: TransportMetrics
+    let state: NIOLockedValueBox<State>
 
-    private struct State {
+    struct State {
         var connections: [DeviceID: (connection: TLSSyncConnection, since: ContinuousClock.Instant)] = [:]
+        /// Relays with an admitted listen connection right now.
+        var listeningRelays: Set<RelayURL> = []
         /// Every open channel, authenticated or still in its handshake: closed at shutdown.
         var channels: [ObjectIdentifier: any Channel] = [:]
         var loggedRejections: Set<String> = []
@@ -88,6 +99,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         self.localIdentity = PeerIdentity(publicKey: keypair.publicKey)
+        self.keypair = keypair
         self.formationKey = formationKey
         self.configuration = configuration
         self.group = group
@@ -173,9 +185,13 @@ public final class TLSSyncTransport: SyncTransport, Service {
         try await withTaskCancellationOrGracefulShutdownHandler {
             try await server.executeThenClose { pendingConnections in
                 try await withThrowingDiscardingTaskGroup { tasks in
+                    for relay in configuration.relays {
+                        tasks.addTask { await self.listen(on: relay) }
+                    }
                     for try await pending in pendingConnections {
                         tasks.addTask { await self.completeInbound(pending) }
                     }
+                    tasks.cancelAll()
                 }
             }
         } onCancelOrGracefulShutdown: {
@@ -205,7 +221,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     }
 
     /// Tracks a new channel until it closes; one opened after shutdown is closed at once.
-    private func track(_ channel: any Channel) {
+    func track(_ channel: any Channel) {
         let key = ObjectIdentifier(channel)
         let open = state.withLockedValue { state in
             guard !state.closed else { return false }
@@ -309,13 +325,16 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let roundTripTime: NIOLockedValueBox<Duration?>
         let closeReason: NIOLockedValueBox<TransportError?>
         let remoteAddress: String
+        let path: ConnectionPath
         /// Taken when the channel is handed to a `TLSSyncConnection` or released after a failure.
         let handOver = ConnectionClaim()
 
         init(
             asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, authenticated: EventLoopFuture<PeerIdentity>,
-            roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>, remoteAddress: String
+            roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>, remoteAddress: String,
+            path: ConnectionPath
         ) {
+            self.path = path
             self.asyncChannel = asyncChannel
             self.authenticated = authenticated
             self.roundTripTime = roundTripTime
@@ -328,10 +347,18 @@ public final class TLSSyncTransport: SyncTransport, Service {
         }
     }
 
-    private func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?) throws -> PendingConnection {
-        track(channel)
+    /// Adds the sync pipeline (TLS, the formation handshake, framing, keepalive) to `channel`: a
+    /// TCP connection, or a relayed session (after the relay's handlers, so these run end to end).
+    func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?, path: ConnectionPath = .direct) throws -> PendingConnection {
+        if path == .direct { track(channel) }
         let operations = channel.pipeline.syncOperations
-        let verify: NIOSSLCustomVerificationCallback = { chain, promise in promise.succeed(TLSContextFactory.verify(chain)) }
+        // The peer's certificate as this TLS handler saw it (a relayed channel has the relay's TLS
+        // handler too, whose certificate is the relay's).
+        let peerCertificate = NIOLockedValueBox<NIOSSLCertificate?>(nil)
+        let verify: NIOSSLCustomVerificationCallback = { chain, promise in
+            peerCertificate.withLockedValue { $0 = chain.first }
+            promise.succeed(TLSContextFactory.verify(chain))
+        }
         let gate = AuthenticationGate()
         try operations.addHandler(
             HandshakeIdleHandler(timeout: .nanoseconds(configuration.handshakeLimits.idleTimeout.nanoseconds), gate: gate))
@@ -350,7 +377,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         try operations.addHandler(
             FormationHandshakeHandler(
                 handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated,
-                gate: gate))
+                gate: gate, peerCertificate: { peerCertificate.withLockedValue { $0 } }))
         try operations.addHandler(
             IdleStateHandler(
                 readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
@@ -366,13 +393,18 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let asyncChannel = try NIOAsyncChannel<[[UInt8]], Frame>(
             wrappingChannelSynchronously: channel,
             configuration: .init(backPressureStrategy: .init(lowWatermark: high / 2, highWatermark: high)))
+        let remoteAddress =
+            switch path {
+            case .direct: channel.remoteAddress.map { "\($0)" } ?? "unknown"
+            case .relay(let url): url.description
+            }
         return PendingConnection(
             asyncChannel: asyncChannel, authenticated: authenticated.futureResult, roundTripTime: roundTripTime,
-            closeReason: closeReason, remoteAddress: channel.remoteAddress.map { "\($0)" } ?? "unknown")
+            closeReason: closeReason, remoteAddress: remoteAddress, path: path)
     }
 
     /// Waits for the formation handshake, then registers the connection (one per peer).
-    private func authenticate(_ pending: PendingConnection, role: MembershipRole) async throws -> TLSSyncConnection {
+    func authenticate(_ pending: PendingConnection, role: MembershipRole) async throws -> TLSSyncConnection {
         let peer: PeerIdentity
         do {
             peer = try await pending.authenticated.get()
@@ -387,9 +419,10 @@ public final class TLSSyncTransport: SyncTransport, Service {
         // From here the connection owns the channel (and releases it if unused).
         _ = pending.handOver.take()
         if role == .responder { releaseAdmission(ObjectIdentifier(pending.asyncChannel.channel)) }
-        let remoteAddress = pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress
+        let remoteAddress =
+            pending.path == .direct ? pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress : pending.remoteAddress
         let connection = TLSSyncConnection(
-            peer: peer, role: role, remoteAddress: remoteAddress, asyncChannel: pending.asyncChannel,
+            peer: peer, role: role, remoteAddress: remoteAddress, path: pending.path, asyncChannel: pending.asyncChannel,
             maximumPayloadSize: configuration.maximumPayloadSize, roundTripTime: pending.roundTripTime,
             closeReason: pending.closeReason)
         try register(connection)
@@ -408,8 +441,11 @@ public final class TLSSyncTransport: SyncTransport, Service {
             guard !state.closed else { return .closed }
             let peerID = connection.peer.deviceID
             let existing = state.connections[peerID]
+            // A direct path always replaces a relayed one (the session moves to it).
+            let movesToDirect = connection.path == .direct && existing.map { $0.connection.path != .direct } == true
             guard
-                policy.admits(
+                movesToDirect
+                    || policy.admits(
                     newRole: connection.role, existing: existing.map { ($0.connection.role, $0.since) }, now: now, local: local, peer: peerID)
             else { return .rejected }
             state.connections[peerID] = (connection, now)
@@ -445,7 +481,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     }
 
     /// Reports a failed connection: counted by reason always, logged once per address and reason.
-    private func report(rejection: TransportError, address: String, role: MembershipRole) {
+    func report(rejection: TransportError, address: String, role: MembershipRole) {
         metrics.rejected(rejection.code, role: role)
         let host = address.split(separator: ":").dropLast().joined(separator: ":")
         let key = "\(host)|\(rejection.code)"
