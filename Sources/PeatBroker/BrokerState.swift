@@ -107,17 +107,24 @@ public struct BrokerPeer: Sendable, Equatable, Codable {
     public var connected: Bool
     public var state: String
     public var rttMilliseconds: UInt64?
+    /// `direct` or `relay` while connected (absent otherwise).
+    public var path: String?
+    /// The relay's URL when `path` is `relay`.
+    public var relayURL: String?
 
-    public init(id: String, connected: Bool, state: String, rttMilliseconds: UInt64?) {
+    public init(id: String, connected: Bool, state: String, rttMilliseconds: UInt64?, path: String? = nil, relayURL: String? = nil) {
         self.id = id
         self.connected = connected
         self.state = state
         self.rttMilliseconds = rttMilliseconds
+        self.path = path
+        self.relayURL = relayURL
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, connected, state
+        case id, connected, state, path
         case rttMilliseconds = "rtt_ms"
+        case relayURL = "relay_url"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -126,6 +133,8 @@ public struct BrokerPeer: Sendable, Equatable, Codable {
         try container.encode(connected, forKey: .connected)
         try container.encode(state, forKey: .state)
         try container.encode(rttMilliseconds, forKey: .rttMilliseconds)  // null when unknown
+        try container.encodeIfPresent(path, forKey: .path)
+        try container.encodeIfPresent(relayURL, forKey: .relayURL)
     }
 }
 

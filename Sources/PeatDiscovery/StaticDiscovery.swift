@@ -21,6 +21,14 @@ public final class StaticDiscovery: DiscoveryStrategy {
             self.port = port
         }
 
+        /// A peer with no reachable address (`node_id@relay`), reached only through relays.
+        public static func relayOnly(nodeID: String) -> Peer {
+            Peer(nodeID: nodeID, host: "", port: 0)
+        }
+
+        /// Whether the peer has no address (`node_id@relay`).
+        public var isRelayOnly: Bool { host.isEmpty }
+
         /// The node ID it is reported under: the given one, else `host:port`.
         public var reportedNodeID: String { nodeID ?? PeerEndpoint(host: host, port: port).description }
     }
@@ -46,7 +54,8 @@ public final class StaticDiscovery: DiscoveryStrategy {
         (events, continuation) = AsyncStream.makeStream(of: DiscoveryEvent.self, bufferingPolicy: .bufferingNewest(4096))
     }
 
-    /// Parses `PEAT_STATIC_PEERS`: comma-separated `[node_id@]host:port` (IPv6 as `[addr]:port`);
+    /// Parses `PEAT_STATIC_PEERS`: comma-separated `[node_id@]host:port` (IPv6 as `[addr]:port`)
+    /// or `node_id@relay` (a peer with no reachable address, dialled only through relays);
     /// entries are trimmed and empty ones skipped.
     /// - Throws: `DiscoveryError(.invalidConfiguration)` naming the bad entry.
     public static func parsePeers(_ text: String) throws(DiscoveryError) -> [Peer] {
@@ -57,7 +66,7 @@ public final class StaticDiscovery: DiscoveryStrategy {
 
     static func parsePeer(_ entry: String) throws(DiscoveryError) -> Peer {
         func bad(_ why: String) -> DiscoveryError {
-            DiscoveryError(code: .invalidConfiguration, message: "entry \"\(entry.prefix(64))\" \(why); expected [node_id@]host:port")
+            DiscoveryError(code: .invalidConfiguration, message: "entry \"\(entry.prefix(64))\" \(why); expected [node_id@]host:port or node_id@relay")
         }
         var nodeID: String?
         var address = Substring(entry)
@@ -66,6 +75,7 @@ public final class StaticDiscovery: DiscoveryStrategy {
             guard !id.isEmpty else { throw bad("has an empty node ID") }
             nodeID = id
             address = entry[entry.index(after: at)...]
+            if address.lowercased() == "relay" { return .relayOnly(nodeID: id) }
         }
         let host: Substring
         let portText: Substring
@@ -97,7 +107,9 @@ public final class StaticDiscovery: DiscoveryStrategy {
             var snapshot: [PeerInfo] = []
             for peer in peers {
                 let addresses: [String]
-                if Self.isIPv4(peer.host) || Self.isIPv6(peer.host) {
+                if peer.isRelayOnly {
+                    addresses = []
+                } else if Self.isIPv4(peer.host) || Self.isIPv6(peer.host) {
                     addresses = [peer.host]
                 } else if let resolved = await resolver(peer.host), !resolved.isEmpty {
                     addresses = resolved

@@ -1,6 +1,7 @@
 import Metrics
 public import PeatCRDT
 public import PeatStorage
+public import PeatTransport
 import Synchronization
 
 /// A live document as an embedding service reads it.
@@ -49,6 +50,21 @@ public struct MeshPeer: Sendable, Equatable {
     public var roundTripTime: Duration?
     /// Where the peer is reached (discovery's addresses, or the connection's remote address).
     public var addresses: [String]
+    /// How the open session reaches the peer (nil without one).
+    public var path: ConnectionPath?
+
+    public init(
+        id: String, deviceID: String?, connected: Bool, state: String, roundTripTime: Duration?, addresses: [String],
+        path: ConnectionPath? = nil
+    ) {
+        self.id = id
+        self.deviceID = deviceID
+        self.connected = connected
+        self.state = state
+        self.roundTripTime = roundTripTime
+        self.addresses = addresses
+        self.path = path
+    }
 }
 
 /// What the mesh reports to subscribers of `PeatMesh.events()`.

@@ -25,6 +25,9 @@ public final class PeatMesh: Service, Sendable {
         public var pushDelay: Duration = .milliseconds(1)
         /// Delays between redials of a discovered peer.
         public var reconnectBackoff = ReconnectBackoff()
+        /// While a peer is reached through a relay, how often its direct addresses are tried again
+        /// (the session moves to the first that works).
+        public var directProbeBackoff = ReconnectBackoff(initial: .seconds(5), maximum: .seconds(60))
         /// History compaction of LatestOnly collections.
         public var compaction = CompactionConfiguration()
         /// How often WindowedHistory collections drop history older than their window.

@@ -48,7 +48,8 @@ final class NodeBrokerState: BrokerState {
         mesh.peers().map { peer in
             BrokerPeer(
                 id: peer.id, connected: peer.connected, state: peer.state,
-                rttMilliseconds: peer.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) })
+                rttMilliseconds: peer.roundTripTime.map { UInt64(max(($0 / .milliseconds(1)).rounded(), 0)) },
+                path: peer.path?.name, relayURL: peer.path?.relayURL?.description)
         }
     }
 

@@ -4,6 +4,7 @@ import PeatCRDT
 import PeatDiscovery
 import PeatMesh
 import PeatStorage
+import PeatTransport
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -55,7 +56,7 @@ struct NodeConfiguration: Sendable {
     var bindHost: String
     var brokerPort: Int
     var syncPort: Int
-    var relayURLs: [String]
+    var relayURLs: [RelayURL]
     var compaction: CompactionConfiguration
     /// `PEAT_SYNC_MODE_OVERRIDES`: per-collection sync modes over the design's defaults.
     var syncModeOverrides: [String: SyncMode]
@@ -104,14 +105,7 @@ struct NodeConfiguration: Sendable {
             })
         syncModeOverrides = try Self.parseSyncModeOverrides(environment.list("PEAT_SYNC_MODE_OVERRIDES"))
         antiEntropyIntervalSeconds = try environment.integer("PEAT_ANTI_ENTROPY_INTERVAL_SECS", in: 1...3600, default: 5)
-        logLevel = try environment.choice(
-            "PEAT_LOG_LEVEL",
-            [
-                "trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
-                "warn": .warning, "warning": .warning, "error": .error, "critical": .critical,
-            ],
-            default: .info)
-        logFormat = try environment.choice("PEAT_LOG_FORMAT", ["text": .text, "json": .json], default: .text)
+        (logLevel, logFormat) = try Self.parseLogging(environment)
         brokerToken = try Self.parseBrokerToken(environment)
         brokerMaximumConnections = try environment.integer("PEAT_BROKER_MAX_CONNECTIONS", in: 1...65_536, default: 512)
         brokerMaximumConnectionsPerAddress = try environment.integer("PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS", in: 1...65_536, default: 64)
@@ -147,6 +141,19 @@ struct NodeConfiguration: Sendable {
 
     // MARK: Value parsers
 
+    /// `PEAT_LOG_LEVEL` (default info) and `PEAT_LOG_FORMAT` (text or json).
+    static func parseLogging(_ environment: Environment) throws(ConfigurationError) -> (level: Logger.Level, format: LogFormat) {
+        let level: Logger.Level = try environment.choice(
+            "PEAT_LOG_LEVEL",
+            [
+                "trace": .trace, "debug": .debug, "info": .info, "notice": .notice,
+                "warn": .warning, "warning": .warning, "error": .error, "critical": .critical,
+            ],
+            default: .info)
+        let format: LogFormat = try environment.choice("PEAT_LOG_FORMAT", ["text": .text, "json": .json], default: .text)
+        return (level, format)
+    }
+
     static func parseBindHost(_ text: String) throws(ConfigurationError) -> String {
         guard StaticDiscovery.isIPv4(text) || StaticDiscovery.isIPv6(text) else {
             throw ConfigurationError(
@@ -156,15 +163,14 @@ struct NodeConfiguration: Sendable {
         return text
     }
 
-    static func parseRelayURL(_ text: String, variable: String) throws(ConfigurationError) -> String {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
-            let host = url.host, !host.isEmpty
-        else {
-            throw ConfigurationError(
-                variable: variable,
-                message: "entry \(ConfigurationError.quote(text)) is not an http(s) URL with a host")
+    /// `https://HOST[:PORT]` (port 443 when omitted). A peat-mesh relay always serves TLS, so a plain
+    /// `http://` URL, which the original accepted and ignored, is refused.
+    static func parseRelayURL(_ text: String, variable: String) throws(ConfigurationError) -> RelayURL {
+        do {
+            return try RelayURL(parsing: text)
+        } catch {
+            throw ConfigurationError(variable: variable, message: error.message)
         }
-        return text
     }
 
     /// `collection=mode` entries, mode `latest_only`, `full_history` or `windowed:<seconds>` (as in the original).

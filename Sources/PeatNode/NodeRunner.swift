@@ -53,6 +53,7 @@ struct NodeRunner {
                 "sync_port": "\(configuration.syncPort)",
                 "data_dir": "\(configuration.dataDirectory)",
                 "broker_auth": "\(configuration.brokerToken.summary)",
+                "relays": "[\(configuration.relayURLs.map(\.description).joined(separator: ", "))]",
             ])
 
         do {
@@ -90,6 +91,8 @@ struct NodeRunner {
         var transport = TLSSyncTransport.Configuration()
         transport.handshakeLimits.maximumPending = configuration.syncMaximumHandshakes
         transport.handshakeLimits.maximumPendingPerAddress = configuration.syncMaximumHandshakesPerAddress
+        transport.relays = configuration.relayURLs
+        transport.relayAccessKey = RelayAccessKey(secret: identity.secret)
         let mesh: PeatMesh
         do {
             var builder = PeatMeshBuilder(secret: identity.secret, context: identity.context)

@@ -18,7 +18,7 @@ struct PeatMeshNode: AsyncParsableCommand {
         abstract: "A peat-mesh node: joins the formation and serves the broker API.",
         discussion: "Configured by environment variables (PEAT_FORMATION_SECRET is required); see README.md.",
         version: version,
-        subcommands: [Run.self, Identity.self, GenerateSecret.self],
+        subcommands: [Run.self, Identity.self, GenerateSecret.self, Relay.self, RelayKey.self],
         defaultSubcommand: Run.self
     )
 
@@ -72,6 +72,46 @@ extension PeatMeshNode {
                 throw PeatMeshNode.refuse(error)
             }
             print("node_id=\(identity.context) device_id=\(identity.deviceKeypair().deviceID)")
+        }
+    }
+
+    /// Runs a relay for nodes that cannot reach each other.
+    struct Relay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a relay: members that cannot reach each other sync through it, end-to-end encrypted.",
+            discussion: """
+                Reads PEAT_RELAY_ACCESS_KEY (from `peat-mesh-node relay-key`; never PEAT_FORMATION_SECRET, which it \
+                refuses), PEAT_BIND_HOST, PEAT_RELAY_PORT (3340), PEAT_BROKER_PORT (8081: health, readiness, metrics), \
+                PEAT_RELAY_TLS_CERT / PEAT_RELAY_TLS_KEY (default: a self-signed certificate).
+                """)
+
+        func run() async throws {
+            let configuration: RelayConfiguration
+            do {
+                configuration = try RelayConfiguration(environment: PeatMeshNode.processEnvironment())
+            } catch {
+                throw PeatMeshNode.refuse(error)
+            }
+            let status = await RelayRunner(configuration: configuration).run()
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    /// Prints the relay access key of the formation.
+    struct RelayKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "relay-key",
+            abstract: "Print the formation's relay access key (for a relay's PEAT_RELAY_ACCESS_KEY), derived from PEAT_FORMATION_SECRET.",
+            discussion: "A one-way derivation: the key admits members to a relay and reveals neither the secret nor any device or formation key.")
+
+        func run() throws {
+            let identity: IdentityConfiguration
+            do {
+                identity = try IdentityConfiguration(environment: PeatMeshNode.processEnvironment())
+            } catch {
+                throw PeatMeshNode.refuse(error)
+            }
+            print(RelayAccessKey(secret: identity.secret).base64EncodedString())
         }
     }
 

@@ -4,19 +4,22 @@ public import PeatIdentity
 public struct ReconnectTarget: Sendable, Equatable {
     public var addresses: [PeerAddress]
     public var expectedPeer: DeviceID?
-    /// Relays to try, in order, when no address answered (only with `expectedPeer`: a relay
-    /// forwards by device ID).
+    /// Relays to try, in order, when no address answered.
     public var relays: [RelayURL]
+    /// The device to ask the relays for (a relay forwards by device ID; the relayed handshake
+    /// requires it): `expectedPeer` unless given. Without either, relays are not tried.
+    public var relayDevice: DeviceID?
 
-    public init(addresses: [PeerAddress], expectedPeer: DeviceID?, relays: [RelayURL] = []) {
+    public init(addresses: [PeerAddress], expectedPeer: DeviceID?, relays: [RelayURL] = [], relayDevice: DeviceID? = nil) {
         self.addresses = addresses
         self.expectedPeer = expectedPeer
         self.relays = relays
+        self.relayDevice = relayDevice
     }
 
     /// The routes to try in order: every address, then (for a known device) every relay.
     var routes: [Route] {
-        addresses.map(Route.direct) + (expectedPeer.map { device in relays.map { Route.relay($0, device) } } ?? [])
+        addresses.map(Route.direct) + ((expectedPeer ?? relayDevice).map { device in relays.map { Route.relay($0, device) } } ?? [])
     }
 
     enum Route {

@@ -7,6 +7,7 @@ import PeatIdentity
 import PeatMesh
 import PeatStorage
 import PeatTestSupport
+import PeatTransport
 import ServiceLifecycle
 import Testing
 
@@ -36,12 +37,20 @@ final class MeshCluster: @unchecked Sendable {
     let clock: (any Clock<Duration>)?
     /// Where each node's metrics go (by default swift-metrics' global factory).
     let metrics: @Sendable (Int) -> (any MetricsFactory)?
+    /// Each node's site: a peer on another site is listed at an address nothing answers on (as if
+    /// there were no route), so only `relay` connects them. nil: one site.
+    let sites: [Int]?
+    /// The relay every node keeps a connection to.
+    let relay: RelayURL?
 
     init(
         size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init(),
-        cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil, metrics: @escaping @Sendable (Int) -> (any MetricsFactory)? = { _ in nil }
+        cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil, metrics: @escaping @Sendable (Int) -> (any MetricsFactory)? = { _ in nil },
+        sites: [Int]? = nil, relay: RelayURL? = nil
     ) async throws {
         self.size = size
+        self.sites = sites
+        self.relay = relay
         self.metrics = metrics
         self.clock = clock
         self.cacheSize = cacheSize
@@ -61,7 +70,16 @@ final class MeshCluster: @unchecked Sendable {
     /// Starts node `i` (again), optionally with another secret.
     func start(_ i: Int, secret: FormationSecret? = nil) async throws {
         let store = try LMDBDocumentStore(path: dataDirectory(i))
-        let peers = (0..<size).filter { $0 != i }.map { StaticDiscovery.Peer(nodeID: Self.nodeID($0), host: host($0), port: Self.port) }
+        let peers = (0..<size).filter { $0 != i }.map { j in
+            // Port 9 (discard) on a node's own loopback address: nothing listens, a dial is refused at once.
+            StaticDiscovery.Peer(nodeID: Self.nodeID(j), host: host(j), port: sites.map { $0[i] == $0[j] } ?? true ? Self.port : 9)
+        }
+        var transport = TLSSyncTransport.Configuration()
+        if let relay {
+            transport.relays = [relay]
+            transport.relayAccessKey = RelayAccessKey(secret: secret ?? self.secret)
+            transport.relayBackoff = .init(initial: .milliseconds(50), maximum: .milliseconds(500))
+        }
         var logger = Logger(label: "peat.mesh.\(Self.nodeID(i))")
         logger.logLevel = ProcessInfo.processInfo.environment["PEAT_TEST_LOG"] == nil ? .critical : .debug
         let compaction = compaction
@@ -71,6 +89,7 @@ final class MeshCluster: @unchecked Sendable {
         var builder = PeatMeshBuilder(secret: secret ?? self.secret, context: Self.nodeID(i))
             .store(store)
             .listen(host: host(i), port: Self.port)
+            .transportConfiguration(transport)
             .discovery(StaticDiscovery(peers: peers))
             .configure {
                 $0.antiEntropyInterval = antiEntropy

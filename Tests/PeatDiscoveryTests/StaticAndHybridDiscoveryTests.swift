@@ -5,6 +5,27 @@ import Testing
 
 @Suite(.timeLimit(.minutes(1)))
 struct StaticDiscoveryTests {
+    @Test func relayOnlyPeersHaveNoAddress() async throws {
+        let peers = try StaticDiscovery.parsePeers("b-0@relay, b-1@RELAY, a-1@192.0.2.11:11204")
+        #expect(peers == [.relayOnly(nodeID: "b-0"), .relayOnly(nodeID: "b-1"), .init(nodeID: "a-1", host: "192.0.2.11", port: 11204)])
+        #expect(peers.map(\.isRelayOnly) == [true, true, false])
+        #expect(throws: DiscoveryError.self) { try StaticDiscovery.parsePeers("relay") }
+        let discovery = StaticDiscovery(
+            peers: [.relayOnly(nodeID: "b-0")],
+            resolver: { _ in
+                Issue.record("resolved a relay-only peer")
+                return nil
+            })
+        let task = Task { try await discovery.run() }
+        var events = discovery.events.makeAsyncIterator()
+        guard case .peerFound(let info)? = await events.next() else {
+            Issue.record("no peer")
+            return
+        }
+        #expect(info.nodeID == "b-0" && info.addresses.isEmpty)
+        task.cancel()
+    }
+
     @Test func parsesPeerListsStrictly() throws {
         let peers = try StaticDiscovery.parsePeers(" gw-a@192.0.2.10:31204 , [fd00::1]:11204,peers.example.org:11205,")
         #expect(

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PeatTransport
 import Testing
 
 @testable import PeatNode
@@ -84,7 +85,7 @@ struct NodeConfigurationTests {
             "PEAT_BIND_HOST": "::",
             "PEAT_BROKER_PORT": "18081",
             "PEAT_SYNC_PORT": "21204",
-            "PEAT_RELAY_URLS": "https://relay-a.example.com, http://relay-b.example.com:8080/",
+            "PEAT_RELAY_URLS": "https://relay-a.example.com, https://relay-b.example.com:3340/",
             "PEAT_COMPACTION_ENABLED": "TRUE",
             "PEAT_COMPACTION_INTERVAL_SECS": "60",
             "PEAT_COMPACTION_THRESHOLD_BYTES": "16384",
@@ -105,7 +106,7 @@ struct NodeConfigurationTests {
         #expect(configuration.bindHost == "::")
         #expect(configuration.brokerPort == 18081)
         #expect(configuration.syncPort == 21204)
-        #expect(configuration.relayURLs == ["https://relay-a.example.com", "http://relay-b.example.com:8080/"])
+        #expect(configuration.relayURLs == [RelayURL(host: "relay-a.example.com", port: 443), RelayURL(host: "relay-b.example.com", port: 3340)])
         #expect(configuration.compaction == .init(enabled: true, interval: .seconds(60), thresholdBytes: 16384, collections: ["beacons", "node_states"]))
         #expect(configuration.logLevel == .warning)
         #expect(configuration.logFormat == .json)
@@ -118,7 +119,7 @@ struct NodeConfigurationTests {
             "PEAT_DISCOVERY": "k8s",
         ])
         #expect(configuration.syncPort == 31204)
-        #expect(configuration.relayURLs == ["https://relay.example.com"])
+        #expect(configuration.relayURLs == [RelayURL(host: "relay.example.com", port: 443)])
         #expect(configuration.discovery == .kubernetes)
         #expect(try Self.parse(["PEAT_SYNC_PORT": "31204", "PEAT_IROH_BIND_PORT": "31204"]).syncPort == 31204)
     }
@@ -147,7 +148,7 @@ struct NodeConfigurationTests {
         ("PEAT_STATIC_PEERS", ":11204"), ("PEAT_STATIC_PEERS", "ho st:1"), ("PEAT_BIND_HOST", "localhost"),
         ("PEAT_BIND_HOST", "256.0.0.1"), ("PEAT_LOG_LEVEL", "INFO "), ("PEAT_COMPACTION_INTERVAL_SECS", "0"),
         ("PEAT_COMPACTION_THRESHOLD_BYTES", "-5"), ("PEAT_COMPACTION_COLLECTIONS", "a b"),
-        ("PEAT_RELAY_URLS", "https://"), ("PEAT_COMPACTION_ENABLED", "enabled"),
+        ("PEAT_RELAY_URLS", "https://"), ("PEAT_RELAY_URLS", "http://relay:3340"), ("PEAT_COMPACTION_ENABLED", "enabled"),
         ("PEAT_BROKER_MAX_CONNECTIONS", "0"), ("PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS", "lots"),
         ("PEAT_SYNC_MAX_HANDSHAKES", "-1"), ("PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS", "70000"),
     ])

@@ -47,8 +47,14 @@ struct RelayTests {
     @Test func membersAreAdmittedAsTheirDevice() throws {
         let target = DeviceKeypair.generate().deviceID
         var (client, server, keypair) = pair(intent: .connect(target: target, token: Array(repeating: 9, count: 16)))
-        guard case .send(let serverHello) = server.received(client.start()) else { Issue.record("no serverHello"); return }
-        guard case .send(let auth) = client.received(serverHello) else { Issue.record("no clientAuth"); return }
+        guard case .send(let serverHello) = server.received(client.start()) else {
+            Issue.record("no serverHello")
+            return
+        }
+        guard case .send(let auth) = client.received(serverHello) else {
+            Issue.record("no clientAuth")
+            return
+        }
         #expect(server.received(auth) == .admitted(peer: PeerIdentity(publicKey: keypair.publicKey), intent: client.intent))
     }
 
@@ -56,17 +62,32 @@ struct RelayTests {
         // A relay without this formation's key (or a man in the middle with another certificate)
         // fails the client's check; the client proves nothing to it.
         var (client, server, _) = pair(relayKey: RelayAccessKey(secret: FormationSecret.generate()))
-        guard case .send(let hello) = server.received(client.start()) else { Issue.record("no serverHello"); return }
-        guard case .fail(let code, _) = client.received(hello) else { Issue.record("accepted a foreign relay"); return }
+        guard case .send(let hello) = server.received(client.start()) else {
+            Issue.record("no serverHello")
+            return
+        }
+        guard case .fail(let code, _) = client.received(hello) else {
+            Issue.record("accepted a foreign relay")
+            return
+        }
         #expect(code == .relayRefused)
 
         var (mitmClient, mitmServer, _) = pair(clientSeesHash: Array(repeating: 1, count: 32))
-        guard case .send(let forwarded) = mitmServer.received(mitmClient.start()) else { Issue.record("no serverHello"); return }
-        guard case .fail = mitmClient.received(forwarded) else { Issue.record("accepted proofs bound to another certificate"); return }
+        guard case .send(let forwarded) = mitmServer.received(mitmClient.start()) else {
+            Issue.record("no serverHello")
+            return
+        }
+        guard case .fail = mitmClient.received(forwarded) else {
+            Issue.record("accepted proofs bound to another certificate")
+            return
+        }
 
         // A stranger's client (another secret) answering a real relay: refused.
         var (stranger, relay, _) = pair(clientKey: RelayAccessKey(secret: FormationSecret.generate()))
-        guard case .send(let serverHello) = relay.received(stranger.start()) else { Issue.record("no serverHello"); return }
+        guard case .send(let serverHello) = relay.received(stranger.start()) else {
+            Issue.record("no serverHello")
+            return
+        }
         #expect(stranger.received(serverHello) != .none)
     }
 
@@ -78,7 +99,10 @@ struct RelayTests {
                 return
             }
             auth.payload[position] ^= 0x01
-            guard case .refuse(let reason, _) = server.received(auth) else { Issue.record("accepted a tampered byte \(position)"); return }
+            guard case .refuse(let reason, _) = server.received(auth) else {
+                Issue.record("accepted a tampered byte \(position)")
+                return
+            }
             #expect([.notAdmitted, .protocolViolation].contains(reason))
         }
         // Frames out of order.
@@ -184,6 +208,29 @@ struct RelayTests {
                 }
                 #expect(reply == [3, 2, 1])
                 #expect(await relay.counts().clients == 2)
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test func aDirectConnectionReplacesTheRelayedOne() async throws {
+        let relay = try Self.relay()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await relay.run() }
+            let url = RelayURL(host: "127.0.0.1", port: try await relay.listeningAddress().port)
+            let alpha = try Self.relayed("alpha", relay: url)
+            let beta = try Self.relayed("beta", relay: url)
+            try await TransportHarness.running([alpha, beta]) {
+                try await TransportHarness.eventually { beta.listeningRelays == [url] }
+                let relayed = try await alpha.connectTLS(through: url, to: beta.localIdentity.deviceID)
+                _ = try await TransportHarness.nextInbound(beta)
+                let direct = try await alpha.connectTLS(to: try await beta.listeningAddress(), expectedPeer: beta.localIdentity.deviceID)
+                try await relayed.asyncChannel.channel.closeFuture.get()
+                #expect(alpha.activeConnections.map(\.path) == [.direct] && alpha.activeConnections.first === direct)
+                try await TransportHarness.eventually { beta.activeConnections.map(\.path) == [.direct] }
+                // And a relayed dial while the direct path holds is refused as a duplicate.
+                await #expect(throws: TransportError.self) { _ = try await alpha.connectTLS(through: url, to: beta.localIdentity.deviceID) }
+                #expect(alpha.activeConnections.map(\.path) == [.direct])
             }
             group.cancelAll()
         }

@@ -1,6 +1,7 @@
 import PeatDiscovery
 import PeatIdentity
 import PeatTransport
+import Synchronization
 
 extension PeatMesh {
     /// The peer connector: turns discovery events into dial loops, one per discovered peer, and ends
@@ -52,8 +53,13 @@ extension PeatMesh {
                         return nil
                     case .wait:
                         guard await wake.next() != nil else { return nil }
-                    case .dial(let addresses, let expected):
-                        return ReconnectTarget(addresses: addresses, expectedPeer: expected)
+                    case .dial(let addresses, let expected, let relays):
+                        // The peer's relay first, then this node's own.
+                        let all = relays + transport.relays.filter { !relays.contains($0) }
+                        // Through a relay the peer must be a known device: the checked one, else the
+                        // one its node ID derives (as for pods, whose node ID is their identity context).
+                        return ReconnectTarget(
+                            addresses: addresses, expectedPeer: expected, relays: all, relayDevice: expected ?? self.deriveDevice(peerID))
                     }
                 }
             },
@@ -66,7 +72,51 @@ extension PeatMesh {
             },
             session: { connection in
                 await coordinator.dialed(peerID, generation: ticket.generation, device: connection.peer.deviceID)
-                await self.runSession(connection, addresses: [])
+                guard connection.path != .direct, let addresses = await coordinator.directAddresses(peerID, generation: ticket.generation),
+                    !addresses.isEmpty
+                else {
+                    await self.runSession(connection, addresses: [])
+                    return
+                }
+                await self.runRelayed(connection, directAddresses: addresses)
             })
     }
+
+    /// Runs a relayed session while trying the peer's direct addresses with `directProbeBackoff`:
+    /// the first direct connection replaces the relayed one (the transport closes it), and its
+    /// session runs here until it ends.
+    func runRelayed(_ relayed: any SyncConnection, directAddresses: [PeerAddress]) async {
+        let movedToDirect = DirectMove()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.runSession(relayed, addresses: []) }
+            group.addTask {
+                var backoff = self.configuration.directProbeBackoff
+                while !Task.isCancelled {
+                    do {
+                        try await self.clock.sleep(for: backoff.nextDelay())
+                    } catch {
+                        return
+                    }
+                    for address in directAddresses where !Task.isCancelled {
+                        guard let direct = try? await self.transport.connect(to: address, expectedPeer: relayed.peer.deviceID) else { continue }
+                        movedToDirect.happened.withLock { $0 = true }
+                        self.logger.info("Peer moved to a direct path peer=\(relayed.peer.deviceID.hex) address=\(address)")
+                        await self.runSession(direct, addresses: [])
+                        await direct.close()
+                        return
+                    }
+                }
+            }
+            // The first to end is the relayed session (moved to direct, or the relay went away) or,
+            // when the probe is cancelled from outside, the probe.
+            await group.next()
+            if !movedToDirect.happened.withLock({ $0 }) { group.cancelAll() }
+            await group.waitForAll()
+        }
+    }
+}
+
+/// Whether a relayed session's probe found a direct path.
+private final class DirectMove: Sendable {
+    let happened = Mutex(false)
 }

@@ -25,7 +25,7 @@ final class PeerDirectory: Sendable {
         state.withLock(\.rows).map { row in
             MeshPeer(
                 id: row.id, deviceID: row.deviceID, connected: row.connection != nil, state: row.state,
-                roundTripTime: row.connection?.roundTripTime, addresses: row.addresses)
+                roundTripTime: row.connection?.roundTripTime, addresses: row.addresses, path: row.connection?.path)
         }
     }
 

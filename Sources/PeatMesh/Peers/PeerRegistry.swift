@@ -155,8 +155,8 @@ struct PeerRegistry {
 
     /// What the dial loop of `nodeID` should do next.
     enum DialDecision {
-        /// Dial these addresses, expecting this device.
-        case dial([PeerAddress], expected: DeviceID?)
+        /// Dial these addresses, expecting this device; then the peer's relay, if it names one.
+        case dial([PeerAddress], expected: DeviceID?, relays: [RelayURL])
         /// A session with the peer is open: wait for its wake signal.
         case wait
         /// Discovery lost the peer (or found it again under a newer loop): stop.
@@ -166,7 +166,13 @@ struct PeerRegistry {
     func dialDecision(_ nodeID: String, generation: UInt64) -> DialDecision {
         let discovery: Discovery
         if let device = devices[nodeID], let known = peers[device]?.discovery {
-            if peers[device]?.session != nil { return known.generation == generation ? .wait : .stop }
+            if let session = peers[device]?.session {
+                guard known.generation == generation else { return .stop }
+                // A relayed session another loop runs (the peer dialled in): keep trying the direct
+                // addresses; the first that works replaces the relayed connection.
+                guard session.connection.path != .direct, !known.info.addresses.isEmpty else { return .wait }
+                return .dial(known.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }, expected: known.expected, relays: [])
+            }
             discovery = known
         } else if let waiting = unresolved[nodeID] {
             discovery = waiting
@@ -176,7 +182,15 @@ struct PeerRegistry {
         guard discovery.generation == generation else { return .stop }
         // A peer that dialled in under this node ID but is not yet resolved is connected too.
         if peers.values.contains(where: { $0.session?.machine.peerNodeID == nodeID }) { return .wait }
-        return .dial(discovery.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }, expected: discovery.expected)
+        let relays = discovery.info.relayURL.flatMap { try? RelayURL(parsing: $0) }.map { [$0] } ?? []
+        return .dial(discovery.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }, expected: discovery.expected, relays: relays)
+    }
+
+    /// Discovery's addresses for `nodeID` under dial loop `generation` (nil for a stale loop).
+    func directAddresses(_ nodeID: String, generation: UInt64) -> [PeerAddress]? {
+        let discovery = devices[nodeID].flatMap { peers[$0]?.discovery } ?? unresolved[nodeID]
+        guard let discovery, discovery.generation == generation else { return nil }
+        return discovery.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }
     }
 
     /// Records the dial loop's progress (ignored for a stale loop).

@@ -115,7 +115,8 @@ actor SyncCoordinator {
             if let session {
                 let peer = Self.peer(session)
                 logger.info(
-                    "Peer connected peer=\(peer.id) device_id=\(session.connection.peer.deviceID.hex) addresses=[\(peer.addresses.joined(separator: ", "))]")
+                    "Peer connected peer=\(peer.id) device_id=\(session.connection.peer.deviceID.hex) addresses=[\(peer.addresses.joined(separator: ", "))] path=\(session.connection.path)"
+                )
                 broadcaster.yield(.peerConnected(peer))
             }
         case .changed(let keys)?:
@@ -166,7 +167,7 @@ actor SyncCoordinator {
         let device = session.connection.peer.deviceID.hex
         return MeshPeer(
             id: session.machine.peerNodeID ?? device, deviceID: device, connected: true, state: PeerRegistry.DialState.connected.rawValue,
-            roundTripTime: session.connection.roundTripTime, addresses: session.addresses)
+            roundTripTime: session.connection.roundTripTime, addresses: session.addresses, path: session.connection.path)
     }
 
     private func publish() {
@@ -205,6 +206,11 @@ actor SyncCoordinator {
     func dialed(_ nodeID: String, generation: UInt64, device: DeviceID?) {
         if let device { registry.resolve(nodeID, generation: generation, to: device) }
         publish()
+    }
+
+    /// The direct addresses discovery knows for `nodeID` (nil for a stale dial loop).
+    func directAddresses(_ nodeID: String, generation: UInt64) -> [PeerAddress]? {
+        registry.directAddresses(nodeID, generation: generation)
     }
 
     /// No address of `nodeID` answered; it is dialled again after a backoff.

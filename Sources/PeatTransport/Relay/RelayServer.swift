@@ -120,7 +120,8 @@ public final class RelayServer: Service, Sendable {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(
                     .writeBufferWaterMark,
-                    value: .init(low: configuration.sessionBufferBytes / 2, high: configuration.sessionBufferBytes))
+                    value: .init(low: configuration.sessionBufferBytes / 2, high: configuration.sessionBufferBytes)
+                )
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HandshakeAdmissionHandler { [weak self] in self?.admit($0) ?? false })
