@@ -193,6 +193,18 @@ for p in json.load(sys.stdin).get("peers") or []:
   fi
 }
 
+# The ids of the connected peers reached through a relay ("path": "relay") in a /api/v1/peers
+# answer on stdin, one a line.
+json_relayed_peers() {
+  if command -v jq >/dev/null 2>&1; then
+    jq -r '.peers[]? | select(.connected == true and .path == "relay") | .id'
+  else
+    python3 -c 'import json,sys
+for p in json.load(sys.stdin).get("peers") or []:
+    if p.get("connected") is True and p.get("path") == "relay": print(p.get("id"))'
+  fi
+}
+
 require_json_tool() {
   command -v jq >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 ||
     die "neither jq nor python3 is available to read JSON"

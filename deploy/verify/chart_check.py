@@ -114,6 +114,14 @@ TOKEN_KEY = "broker-token"
 TOKEN_FILE = f"{TOKEN_DIR}/{TOKEN_KEY}"
 GENERATED_TOKEN = re.compile(r"^[A-Za-z0-9]{40}$")
 
+# What `peat-mesh-node relay-key` prints: standard padded base64 of 32 bytes.
+RELAY_KEY = base64.b64encode(bytes(range(100, 132))).decode()
+RELAY_KEY_KEY = "relay-access-key"
+RELAY_TLS_DIR = "/var/run/secrets/peat-relay/tls"
+RELAY_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+# Environment variables the relay pod must never hold (the relay refuses to start with the first).
+RELAY_FORBIDDEN_ENV = ("PEAT_FORMATION_SECRET", "PEAT_BROKER_TOKEN", "PEAT_BROKER_TOKEN_FILE")
+
 BASE_ENV = {
     "PEAT_BROKER_TOKEN_FILE": TOKEN_FILE,
     "PEAT_DISCOVERY": "kubernetes",
@@ -130,6 +138,45 @@ BASE_ENV = {
 }
 
 
+class RelayExpect:
+    """What relay.enabled must render: the relay's Deployment, Service(s), access-key Secret and policy."""
+
+    def __init__(self, *, key: str | None = RELAY_KEY, key_secret: str | None = None, replicas: int = 1,
+                 port: int = 3340, health_port: int = 8081, service_type: str = "ClusterIP",
+                 node_port: int | None = None, annotations: dict[str, str] | None = None,
+                 tls_secret: str | None = None, resources: dict[str, Any] | None = None,
+                 scheduling: dict[str, Any] | None = None,
+                 policy: list[tuple[str, str, bool]] | None = None) -> None:
+        # key: the access key the chart's Secret holds; None: relay.existingSecret (no Secret rendered).
+        self.key, self.key_secret_name = key, key_secret
+        self.replicas, self.port, self.health_port = replicas, port, health_port
+        self.service_type, self.node_port, self.annotations = service_type, node_port, annotations
+        self.tls_secret = tls_secret
+        self.resources = RELAY_RESOURCES if resources is None else resources
+        # nodeSelector / tolerations / affinity of the relay pod (absent: not in the pod spec).
+        self.scheduling = scheduling or {}
+        # policy: (source, "relay" | "health", admitted) facts of the relay's NetworkPolicy; None: none.
+        self.policy = policy
+        self.name = self.health_name = self.key_secret = ""
+
+    def bind(self, fullname: str) -> "RelayExpect":
+        self.name = f"{fullname[:57].removesuffix('-')}-relay"
+        self.health_name = f"{fullname[:50].removesuffix('-')}-relay-health"
+        self.key_secret = self.key_secret_name or f"{fullname}-relay-access-key"
+        return self
+
+    def objects(self) -> set[tuple[str, str]]:
+        """(kind, name) of every object the relay adds."""
+        names = {("Deployment", self.name), ("Service", self.name)}
+        if self.service_type != "ClusterIP":
+            names.add(("Service", self.health_name))
+        if self.key is not None:
+            names.add(("Secret", self.key_secret))
+        if self.policy is not None:
+            names.add(("NetworkPolicy", self.name))
+        return names
+
+
 class Expect:
     """What one value set must render."""
 
@@ -142,6 +189,7 @@ class Expect:
                  broker_port: int = 8081, image: str = "peat-mesh-node:latest", max_unavailable: int | str = 1,
                  token_secret: str | None = None, token_mode: int = 0o440,
                  policy: list[tuple[str, str, str, bool]] | None = None,
+                 relay: RelayExpect | None = None,
                  extra: Callable[[Report, list[dict[str, Any]]], None] | None = None) -> None:
         self.name, self.namespace, self.fullname = name, namespace, fullname
         self.env = {**BASE_ENV, **(env or {})}
@@ -160,6 +208,8 @@ class Expect:
         self.token_mode = token_mode
         # policy: (what, source, port, admitted) facts the NetworkPolicy must satisfy; None: no policy.
         self.policy = policy
+        # relay: relay.enabled; None: nothing relay-related may render.
+        self.relay = relay.bind(fullname) if relay is not None else None
 
 
 def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
@@ -179,14 +229,22 @@ def validate_objects(r: Report, objects: list[dict[str, Any]]) -> None:
 def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
     validate_objects(r, objects)
 
+    relay_objects = e.relay.objects() if e.relay is not None else set()
     for obj in objects:
         meta = obj["metadata"]
         labels = meta.get("labels", {})
         missing = [k for k in STANDARD_LABELS if k not in labels]
-        r.check(f"{obj['kind']}/{meta['name']} has the standard labels and component mesh-node",
-                not missing and labels.get("app.kubernetes.io/component") == "mesh-node"
-                and labels.get("app.kubernetes.io/instance") == e.name
-                and labels.get("app.kubernetes.io/managed-by") == "Helm", f"labels {labels}")
+        if (obj["kind"], meta["name"]) in relay_objects:
+            # The relay's objects: component relay, and never app=peat-mesh (discovery's label).
+            r.check(f"{obj['kind']}/{meta['name']} has the standard labels, component relay and no app label",
+                    not missing and labels.get("app.kubernetes.io/component") == "relay" and "app" not in labels
+                    and labels.get("app.kubernetes.io/instance") == e.name
+                    and labels.get("app.kubernetes.io/managed-by") == "Helm", f"labels {labels}")
+        else:
+            r.check(f"{obj['kind']}/{meta['name']} has the standard labels and component mesh-node",
+                    not missing and labels.get("app.kubernetes.io/component") == "mesh-node"
+                    and labels.get("app.kubernetes.io/instance") == e.name
+                    and labels.get("app.kubernetes.io/managed-by") == "Helm", f"labels {labels}")
         r.equal(f"{obj['kind']}/{meta['name']} namespace", meta.get("namespace"), e.namespace)
 
     expected_kinds = {"Service", "StatefulSet"}
@@ -200,6 +258,8 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         expected_kinds.add("PodDisruptionBudget")
     if e.policy is not None:
         expected_kinds.add("NetworkPolicy")
+    if e.relay is not None:
+        expected_kinds.add("Deployment")
     r.equal("rendered kinds", sorted({o["kind"] for o in objects}), sorted(expected_kinds))
 
     # StatefulSet
@@ -328,7 +388,8 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
     # Secrets: the formation secret and the broker token, each in its own.
     secrets = find(objects, "Secret")
     r.equal("Secrets rendered", sorted(s["metadata"]["name"] for s in secrets),
-            sorted(([e.secret_name] if e.secret is not None else []) + ([e.token_secret] if e.token_managed else [])))
+            sorted(([e.secret_name] if e.secret is not None else []) + ([e.token_secret] if e.token_managed else [])
+                   + ([e.relay.key_secret] if e.relay is not None and e.relay.key is not None else [])))
     formation = find(objects, "Secret", e.secret_name)
     if e.secret is None:
         r.equal("no formation Secret (existingSecret)", formation, [])
@@ -361,7 +422,8 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
         r.equal("no PodDisruptionBudget", pdbs, [])
 
     # NodePort Service (federation)
-    node_port_services = [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"]
+    node_port_services = [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"
+                          and ("Service", o["metadata"]["name"]) not in relay_objects]
     if e.node_ports is None:
         r.equal("no NodePort Service", node_port_services, [])
     elif r.equal("one NodePort Service", len(node_port_services), 1):
@@ -384,10 +446,18 @@ def check_common(r: Report, objects: list[dict[str, Any]], e: Expect) -> None:
     r.equal("no NodePort or LoadBalancer Service reaches the broker port", broker_exposed, [])
 
     # NetworkPolicy
-    policies = find(objects, "NetworkPolicy")
+    policies = [p for p in find(objects, "NetworkPolicy") if ("NetworkPolicy", p["metadata"]["name"]) not in relay_objects]
     r.equal("a NetworkPolicy iff networkPolicy.enabled", len(policies), 0 if e.policy is None else 1)
     if e.policy is not None and policies:
         check_network_policy(r, policies[0], selector, e)
+
+    if e.relay is None:
+        relayish = [(o["kind"], o["metadata"]["name"]) for o in objects
+                    if o["kind"] == "Deployment" or "relay" in o["metadata"]["name"]
+                    or o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "relay"]
+        r.equal("relay disabled: nothing relay-related renders", relayish, [])
+    else:
+        check_relay(r, objects, e, sts)
 
     if e.extra is not None:
         e.extra(r, objects)
@@ -519,6 +589,242 @@ def check_token_volume(r: Report, container: dict[str, Any], volumes: dict[str, 
     r.equal("PEAT_BROKER_TOKEN_FILE resolves to the token Secret's key", resolved, (e.token_secret, TOKEN_KEY))
 
 
+def secret_refs(pod_spec: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (Secret name, key) a pod spec reads: env secretKeyRef, envFrom (key "*"), secret volumes
+    (their items' keys, or "*"), projected volumes' secrets."""
+    refs: set[tuple[str, str]] = set()
+    containers = pod_spec.get("containers", []) + pod_spec.get("initContainers", [])
+    for c in containers:
+        for v in c.get("env", []):
+            ref = (v.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                refs.add((ref.get("name"), ref.get("key")))
+        for source in c.get("envFrom", []):
+            if "secretRef" in source:
+                refs.add((source["secretRef"].get("name"), "*"))
+    for volume in pod_spec.get("volumes", []):
+        secrets = [volume["secret"]] if "secret" in volume else []
+        secrets += [s["secret"] for s in (volume.get("projected") or {}).get("sources", []) if "secret" in s]
+        for s in secrets:
+            name = s.get("secretName", s.get("name"))
+            refs |= {(name, i["key"]) for i in s.get("items", [])} or {(name, "*")}
+    return refs
+
+
+def resolve_file(container: dict[str, Any], volumes: dict[str, Any], path: str) -> tuple[str, str] | None:
+    """The (Secret, key) a file path in the container is, through its secret volume mounts."""
+    for m in container.get("volumeMounts", []):
+        prefix = m["mountPath"].rstrip("/") + "/"
+        source = volumes.get(m["name"], {}).get("secret")
+        if source and path.startswith(prefix) and not m.get("subPath"):
+            relative = path[len(prefix):]
+            return next(((source["secretName"], i["key"]) for i in source.get("items", []) if i["path"] == relative),
+                        None)
+    return None
+
+
+def check_relay(r: Report, objects: list[dict[str, Any]], e: Expect, sts: dict[str, Any]) -> None:
+    """relay.enabled: the relay's Deployment, Service(s), Secret and NetworkPolicy, and what keeps the relay
+    pod apart from the nodes: no formation secret, no broker token, no selector of either side picking
+    the other's pods."""
+    rx = e.relay
+    assert rx is not None
+    deployments = find(objects, "Deployment")
+    if not r.equal("relay: one Deployment, <fullname>-relay", [d["metadata"]["name"] for d in deployments], [rx.name]):
+        return
+    deployment = deployments[0]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]
+    pod_spec = pod["spec"]
+    selector = spec["selector"]["matchLabels"]
+    pod_labels = pod["metadata"]["labels"]
+    node_pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    r.equal("relay: replicas", spec["replicas"], rx.replicas)
+    r.equal("relay: selector (name, instance, component relay)", selector,
+            {"app.kubernetes.io/name": "peat-mesh", "app.kubernetes.io/instance": e.name,
+             "app.kubernetes.io/component": "relay"})
+    r.check("relay: pod labels include the selector", all(pod_labels.get(k) == v for k, v in selector.items()),
+            pod_labels)
+    r.check("relay: pod not labelled app (the nodes' selectors and discovery key on app=peat-mesh)",
+            "app" not in pod_labels, pod_labels)
+
+    # No selector of the node side picks the relay's pods, and the relay's picks no node.
+    node_side = [("the StatefulSet", {"matchLabels": sts["spec"]["selector"]["matchLabels"]})]
+    node_side += [(f"Service {s['metadata']['name']}", {"matchLabels": s["spec"].get("selector") or {}})
+                  for s in find(objects, "Service") if ("Service", s["metadata"]["name"]) not in rx.objects()]
+    node_side += [(f"PodDisruptionBudget {p['metadata']['name']}", p["spec"]["selector"])
+                  for p in find(objects, "PodDisruptionBudget")]
+    node_side += [(f"NetworkPolicy {p['metadata']['name']}", p["spec"]["podSelector"])
+                  for p in find(objects, "NetworkPolicy") if ("NetworkPolicy", p["metadata"]["name"]) not in rx.objects()]
+    for what, node_selector in node_side:
+        r.check(f"relay: {what} does not select the relay's pods", not labels_match(node_selector, pod_labels),
+                (node_selector, pod_labels))
+    r.check("relay: the Deployment's selector does not select the nodes' pods",
+            not labels_match({"matchLabels": selector}, node_pod_labels), node_pod_labels)
+
+    r.equal("relay: automountServiceAccountToken off (no API access)", pod_spec.get("automountServiceAccountToken"), False)
+    r.equal("relay: enableServiceLinks off (no <service>_PORT variables)", pod_spec.get("enableServiceLinks"), False)
+    node_pod_spec = sts["spec"]["template"]["spec"]
+    r.equal("relay: pod securityContext is the node's", pod_spec.get("securityContext"), node_pod_spec.get("securityContext"))
+    r.equal("relay: terminationGracePeriodSeconds is the node's", pod_spec.get("terminationGracePeriodSeconds"),
+            node_pod_spec.get("terminationGracePeriodSeconds"))
+    for key in ("nodeSelector", "tolerations", "affinity"):
+        r.equal(f"relay: {key}", pod_spec.get(key), rx.scheduling.get(key))
+    r.equal("relay: imagePullSecrets are the node's", pod_spec.get("imagePullSecrets"), node_pod_spec.get("imagePullSecrets"))
+
+    containers = pod_spec["containers"]
+    if not r.equal("relay: one container named relay, no init containers",
+                   ([c["name"] for c in containers], pod_spec.get("initContainers")), (["relay"], None)):
+        return
+    c, node_container = containers[0], node_pod_spec["containers"][0]
+    r.equal("relay: image is the node's", c["image"], node_container["image"])
+    r.equal("relay: args [relay], the image's entrypoint kept", (c.get("args"), c.get("command")), (["relay"], None))
+    r.equal("relay: container ports", [(p["name"], p["containerPort"], p.get("protocol")) for p in c["ports"]],
+            [("relay", rx.port, "TCP"), ("http", rx.health_port, "TCP")])
+    r.equal("relay: container securityContext is the node's (read-only root, non-root, no capabilities)",
+            c.get("securityContext"), node_container.get("securityContext"))
+    r.equal("relay: resources", c.get("resources"), rx.resources)
+
+    env = c.get("env", [])
+    names = [v["name"] for v in env]
+    r.check("relay: env names unique", len(names) == len(set(names)), names)
+    expected_env: dict[str, Any] = {
+        "PEAT_BIND_HOST": "0.0.0.0", "PEAT_RELAY_PORT": str(rx.port), "PEAT_BROKER_PORT": str(rx.health_port),
+        "PEAT_RELAY_ACCESS_KEY": {"secretKeyRef": {"name": rx.key_secret, "key": RELAY_KEY_KEY}},
+        "PEAT_LOG_LEVEL": e.env["PEAT_LOG_LEVEL"], "PEAT_LOG_FORMAT": e.env["PEAT_LOG_FORMAT"]}
+    if rx.tls_secret:
+        expected_env |= {"PEAT_RELAY_TLS_CERT": f"{RELAY_TLS_DIR}/tls.crt", "PEAT_RELAY_TLS_KEY": f"{RELAY_TLS_DIR}/tls.key"}
+    r.equal("relay: environment (exactly the relay's variables)",
+            {v["name"]: v.get("value", v.get("valueFrom")) for v in env}, expected_env)
+    r.check("relay: every env value is a string", all(isinstance(v["value"], str) for v in env if "value" in v), env)
+    r.check("relay: no PEAT_FORMATION_SECRET, PEAT_BROKER_TOKEN or PEAT_BROKER_TOKEN_FILE",
+            not set(names) & set(RELAY_FORBIDDEN_ENV), names)
+    r.equal("relay: no envFrom", c.get("envFrom"), None)
+
+    # The Secrets the pod reads: its access key (and the TLS certificate), nothing else.
+    expected_refs = {(rx.key_secret, RELAY_KEY_KEY)}
+    if rx.tls_secret:
+        expected_refs |= {(rx.tls_secret, "tls.crt"), (rx.tls_secret, "tls.key")}
+    r.equal("relay: reads only its access key (and TLS) Secret: not the formation secret, not the broker token",
+            secret_refs(pod_spec), expected_refs)
+    text = json.dumps(deployment)
+    leaks = [s for s in ("formation-secret", "PEAT_FORMATION_SECRET", TOKEN_KEY, TOKEN_DIR, "PEAT_BROKER_TOKEN")
+             if s in text]
+    if e.secret is not None:
+        leaks += [s for s in (e.secret.strip(), base64.b64encode(e.secret.strip().encode()).decode()) if s in text]
+    if rx.key is not None:
+        leaks += [s for s in (rx.key.strip(), base64.b64encode(rx.key.strip().encode()).decode()) if s in text]
+    r.equal("relay: the Deployment names no formation secret or broker token and holds no key value", leaks, [])
+
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+    if rx.tls_secret:
+        r.equal("relay: the only volume is the TLS Secret (tls.crt, tls.key)", volumes,
+                {"relay-tls": {"name": "relay-tls", "secret": {
+                    "secretName": rx.tls_secret, "defaultMode": e.token_mode,
+                    "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}}})
+        r.equal("relay: TLS mounted read-only as a whole directory (no subPath)", mounts,
+                [{"name": "relay-tls", "mountPath": RELAY_TLS_DIR, "readOnly": True}])
+        values = {v["name"]: v.get("value") for v in env}
+        r.equal("relay: PEAT_RELAY_TLS_CERT / KEY resolve to the Secret's tls.crt / tls.key",
+                (resolve_file(c, volumes, values.get("PEAT_RELAY_TLS_CERT") or ""),
+                 resolve_file(c, volumes, values.get("PEAT_RELAY_TLS_KEY") or "")),
+                ((rx.tls_secret, "tls.crt"), (rx.tls_secret, "tls.key")))
+    else:
+        r.equal("relay: no volumes, no mounts (stateless; it writes nothing)", (volumes, mounts), ({}, []))
+
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe, path in (("livenessProbe", "/api/v1/health"), ("readinessProbe", "/api/v1/ready")):
+        relay_probe = c.get(probe, {})
+        r.equal(f"relay: {probe} httpGet on the health port", relay_probe.get("httpGet"), {"path": path, "port": "http"})
+        r.equal(f"relay: {probe} port http is the health port, not the relay port",
+                ports.get((relay_probe.get("httpGet") or {}).get("port")), rx.health_port)
+        r.equal(f"relay: {probe} timings are the node's",
+                {k: v for k, v in relay_probe.items() if k != "httpGet"},
+                {k: v for k, v in node_container.get(probe, {}).items() if k != "httpGet"})
+    annotations = pod["metadata"].get("annotations", {})
+    r.check("relay: checksum/relay-access-key annotation iff the chart renders the key Secret",
+            ("checksum/relay-access-key" in annotations) == (rx.key is not None), annotations)
+
+    # The key Secret.
+    if rx.key is None:
+        r.equal("relay: no access-key Secret (relay.existingSecret)", find(objects, "Secret", rx.key_secret), [])
+    else:
+        keys = find(objects, "Secret", rx.key_secret)
+        if r.equal("relay: one access-key Secret", len(keys), 1):
+            s = keys[0]
+            r.equal("relay: access-key Secret type", s.get("type"), "Opaque")
+            r.equal("relay: access-key Secret data is only relay-access-key", sorted(s.get("data", {})), [RELAY_KEY_KEY])
+            r.equal("relay: relay-access-key is base64 of the trimmed relay.accessKey",
+                    s.get("data", {}).get(RELAY_KEY_KEY), base64.b64encode(rx.key.strip().encode()).decode())
+
+    # The nodes: the relay's URL, no access key.
+    node_text = json.dumps(sts)
+    r.check("relay: the StatefulSet holds no access key and no reference to its Secret",
+            "PEAT_RELAY_ACCESS_KEY" not in node_text and rx.key_secret not in node_text
+            and (rx.key is None or rx.key.strip() not in node_text))
+
+    # Services.
+    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    main = services.get(rx.name)
+    if r.check("relay: Service <fullname>-relay", main is not None, sorted(services)):
+        r.equal("relay: Service type", main["spec"].get("type"), rx.service_type)
+        r.equal("relay: Service selects the relay's pods", main["spec"].get("selector"), selector)
+        r.equal("relay: Service annotations", main["metadata"].get("annotations"), rx.annotations)
+        expected_ports = [("relay", rx.port, "relay", "TCP", rx.node_port)]
+        if rx.service_type == "ClusterIP":
+            expected_ports.append(("http", rx.health_port, "http", "TCP", None))
+        r.equal("relay: Service ports", [(p["name"], p["port"], p.get("targetPort"), p.get("protocol"), p.get("nodePort"))
+                                         for p in main["spec"]["ports"]], expected_ports)
+    if rx.service_type == "ClusterIP":
+        r.check("relay: no health Service (the relay Service carries the health port)", rx.health_name not in services)
+    else:
+        health = services.get(rx.health_name)
+        if r.check("relay: ClusterIP Service <fullname>-relay-health for the health port", health is not None,
+                   sorted(services)):
+            r.equal("relay: health Service is a ClusterIP with the health port only",
+                    (health["spec"].get("type"), [(p["name"], p["port"], p.get("targetPort"), p.get("nodePort"))
+                                                  for p in health["spec"]["ports"]]),
+                    ("ClusterIP", [("http", rx.health_port, "http", None)]))
+            r.equal("relay: health Service selects the relay's pods", health["spec"].get("selector"), selector)
+    exposed = [(s["metadata"]["name"], p.get("name")) for s in services.values()
+               if s["spec"].get("type") in ("NodePort", "LoadBalancer") for p in s["spec"]["ports"]
+               if s["spec"].get("selector") == selector and (p.get("targetPort") in ("http", rx.health_port)
+                                                              or p.get("port") == rx.health_port)]
+    r.equal("relay: no NodePort or LoadBalancer Service reaches the relay's health port", exposed, [])
+
+    # NetworkPolicy.
+    relay_policies = find(objects, "NetworkPolicy", rx.name)
+    if rx.policy is None:
+        r.equal("relay: no relay NetworkPolicy", relay_policies, [])
+        return
+    if not r.equal("relay: one NetworkPolicy <fullname>-relay", len(relay_policies), 1):
+        return
+    policy = relay_policies[0]
+    r.equal("relay: NetworkPolicy selects the relay's pods", policy["spec"].get("podSelector"), {"matchLabels": selector})
+    r.equal("relay: NetworkPolicy restricts ingress only", policy["spec"].get("policyTypes"), ["Ingress"])
+    opened = {(p.get("protocol", "TCP"), p.get("port")) for rule in policy["spec"].get("ingress") or []
+              for p in rule.get("ports") or []}
+    r.check("relay: the policy opens only the relay and health ports", opened <= {("TCP", rx.port), ("TCP", rx.health_port)},
+            opened)
+    r.check("relay: every rule names its ports", all(rule.get("ports") for rule in policy["spec"].get("ingress") or []))
+    sources = policy_sources(e)
+    for source_name, port_name, expected in rx.policy:
+        port = rx.port if port_name == "relay" else rx.health_port
+        admitted = policy_admits(policy, sources[source_name], port, "TCP", "relay" if port_name == "relay" else "http")
+        r.equal(f"relay: {port_name} port {'admits' if expected else 'refuses'} {source_name}", admitted, expected)
+
+
+def relay_policy(*, relay_from: tuple[str, ...] | None = None, health: tuple[str, ...] = (
+        "this release's pod", "another pod of the namespace", "another peat-mesh release in the namespace (a gateway)"),
+        ) -> list[tuple[str, str, bool]]:
+    """Every source against the relay's two ports; relay_from None: the relay port admits everyone."""
+    facts = []
+    for name in policy_sources(Expect()):
+        facts.append((name, "relay", relay_from is None or name in relay_from))
+        facts.append((name, "health", name in health))
+    return facts
+
+
 EXTRA_ENV = [{"name": "EXTRA_FLAG", "value": "1"},
              {"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}]
 TOLERATIONS = [{"key": "edge", "operator": "Exists", "effect": "NoSchedule"}]
@@ -645,6 +951,65 @@ VALUE_SETS: list[ValueSet] = [
               env={"PEAT_BROKER_PORT": "9000", "PEAT_SYNC_PORT": "12000"}),
      {"name": "edge", "namespace": "mesh"}),
     ("rbac disabled", {"formationSecret": SECRET, "rbac": {"create": False}}, Expect(rbac=False), {}),
+    ("relay with accessKey (ClusterIP); static peers reached through the relay", {
+        # A trailing newline, as `relay-key > file` + --set-file gives: trimmed.
+        "formationSecret": SECRET, "relay": {"enabled": True, "accessKey": RELAY_KEY + "\n"},
+        "staticPeers": "peat-mesh-b-0@relay,peat-mesh-b-1@relay",
+    }, Expect(env={"PEAT_RELAY_URLS": "https://peat-mesh-relay.peat.svc:3340",
+                   "PEAT_STATIC_PEERS": "peat-mesh-b-0@relay,peat-mesh-b-1@relay"},
+              relay=RelayExpect(key=RELAY_KEY + "\n")), {}),
+    ("relay.existingSecret, own ports, replicas, resources and scheduling; relayUrls win (release edge in mesh)", {
+        "existingSecret": "peat-formation",
+        "relayUrls": "https://relay.example.net,https://relay-2.example.net:8443",
+        "nodeSelector": {"kubernetes.io/os": "linux"}, "tolerations": TOLERATIONS,
+        "relay": {"enabled": True, "existingSecret": "peat-relay-key", "port": 4443, "healthPort": 9091,
+                  "replicas": 2, "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+                  "nodeSelector": {"node-role.example/edge": "true"},
+                  "tolerations": [{"key": "public", "operator": "Exists", "effect": "NoSchedule"}],
+                  "affinity": AFFINITY},
+    }, Expect(name="edge", namespace="mesh", fullname="edge-peat-mesh", secret=None, secret_name="peat-formation",
+              env={"PEAT_RELAY_URLS": "https://relay.example.net,https://relay-2.example.net:8443"},
+              relay=RelayExpect(key=None, key_secret="peat-relay-key", port=4443, health_port=9091, replicas=2,
+                                resources={"requests": {"cpu": "50m", "memory": "32Mi"},
+                                           "limits": {"cpu": "500m", "memory": "64Mi"}}, scheduling={
+                                    "nodeSelector": {"node-role.example/edge": "true"},
+                                    "tolerations": [{"key": "public", "operator": "Exists", "effect": "NoSchedule"}],
+                                    "affinity": AFFINITY})),
+     {"name": "edge", "namespace": "mesh"}),
+    ("relay with a CA-signed certificate (relay.tls.existingSecret) on port 443; the URL follows the port", {
+        "formationSecret": SECRET, "logLevel": "debug", "logFormat": "json",
+        "relay": {"enabled": True, "accessKey": RELAY_KEY, "port": 443, "tls": {"existingSecret": "relay-tls"}},
+    }, Expect(env={"PEAT_RELAY_URLS": "https://peat-mesh-relay.peat.svc:443", "PEAT_LOG_LEVEL": "debug",
+                   "PEAT_LOG_FORMAT": "json"},
+              relay=RelayExpect(port=443, tls_secret="relay-tls")), {}),
+    ("relay on NodePort 31340 next to the sync NodePort (health port on its own ClusterIP Service)", {
+        "formationSecret": SECRET,
+        "nodePort": {"enabled": True, "syncNodePort": 31204},
+        "relay": {"enabled": True, "accessKey": RELAY_KEY, "service": {"type": "NodePort", "nodePort": 31340}},
+    }, Expect(env={"PEAT_RELAY_URLS": "https://peat-mesh-relay.peat.svc:3340"}, node_ports={"sync": 31204},
+              relay=RelayExpect(service_type="NodePort", node_port=31340)), {}),
+    ("relay on a LoadBalancer with annotations; deprecated irohRelayUrls win", {
+        "formationSecret": SECRET, "irohRelayUrls": "https://relay.example.org",
+        "relay": {"enabled": True, "accessKey": RELAY_KEY, "service": {
+            "type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}},
+    }, Expect(env={"PEAT_RELAY_URLS": "https://relay.example.org"},
+              relay=RelayExpect(service_type="LoadBalancer",
+                                annotations={"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"})), {}),
+    ("relay with networkPolicy defaults: the relay port open to everyone, health as the broker", {
+        "formationSecret": SECRET, "networkPolicy": {"enabled": True},
+        "relay": {"enabled": True, "accessKey": RELAY_KEY},
+    }, Expect(env={"PEAT_RELAY_URLS": "https://peat-mesh-relay.peat.svc:3340"}, policy=default_policy(),
+              relay=RelayExpect(policy=relay_policy())), {}),
+    ("relay with relay.networkPolicy.from (a CIDR, a namespace) and the broker closed", {
+        "formationSecret": SECRET,
+        "networkPolicy": {"enabled": True, "brokerFrom": []},
+        "relay": {"enabled": True, "accessKey": RELAY_KEY, "networkPolicy": {"from": [
+            {"ipBlock": {"cidr": "172.18.0.0/16"}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "elsewhere"}}}]}},
+    }, Expect(env={"PEAT_RELAY_URLS": "https://peat-mesh-relay.peat.svc:3340"}, policy=default_policy(broker=()),
+              relay=RelayExpect(policy=relay_policy(relay_from=(
+                  "this release's pod", "the other cluster's node 172.18.0.3", "a peat-mesh pod of another namespace"),
+                  health=()))), {}),
     ("extras: extraEnv, pod metadata, scheduling, pull secrets, storageClass -", {
         "formationSecret": SECRET,
         "image": {"repository": "registry.example/peat-mesh-node", "tag": "0.1.0", "pullPolicy": "Always"},
@@ -727,6 +1092,49 @@ FAILURES: list[tuple[str, dict[str, Any], str, str]] = [
      "HelmValuesError", "additional properties 'egress'"),
     ("brokerToken.value (a token in values)", {"formationSecret": SECRET, "brokerToken": {"value": "abc"}},
      "HelmValuesError", "additional properties 'value'"),
+    ("relay.enabled without an access key", {"formationSecret": SECRET, "relay": {"enabled": True}},
+     "HelmRenderError", "relay.enabled needs the relay access key, which Helm cannot derive: run `peat-mesh-node "
+     "relay-key` with PEAT_FORMATION_SECRET set"),
+    ("relay.accessKey an empty string (null is 'not given')", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": ""}}, "HelmValuesError", "/relay/accessKey"),
+    ("relay.accessKey of 16 bytes (relay-key prints 32)", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": OTHER_SECRET}}, "HelmValuesError", "/relay/accessKey"),
+    ("relay.accessKey URL-safe base64", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode()}},
+     "HelmValuesError", "/relay/accessKey"),
+    ("relay.accessKey and relay.existingSecret", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "existingSecret": "peat-relay-key"}},
+     "HelmRenderError", "relay.accessKey and relay.existingSecret are both set"),
+    ("relay.formationSecret (the relay never takes the formation secret)", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "formationSecret": SECRET}},
+     "HelmValuesError", "additional properties 'formationSecret'"),
+    ("relay.extraEnv (the relay's environment is the chart's alone)", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "extraEnv": [{"name": "PEAT_FORMATION_SECRET", "value": "x"}]}},
+     "HelmValuesError", "additional properties 'extraEnv'"),
+    ("relay.enabled as a string", {"formationSecret": SECRET, "relay": {"enabled": "true"}},
+     "HelmValuesError", "/relay/enabled"),
+    ("relay.port 70000", {"formationSecret": SECRET, "relay": {"port": 70000}}, "HelmValuesError", "/relay/port"),
+    ("relay.healthPort 0", {"formationSecret": SECRET, "relay": {"healthPort": 0}}, "HelmValuesError",
+     "/relay/healthPort"),
+    ("relay.healthPort equal to relay.port", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "healthPort": 3340}},
+     "HelmRenderError", "relay.port and relay.healthPort are both 3340"),
+    ("relay.replicas 0", {"formationSecret": SECRET, "relay": {"replicas": 0}}, "HelmValuesError", "/relay/replicas"),
+    ("relay.service.type ExternalName", {"formationSecret": SECRET, "relay": {"service": {"type": "ExternalName"}}},
+     "HelmValuesError", "/relay/service/type"),
+    ("relay.service.nodePort on a ClusterIP Service", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "service": {"nodePort": 31340}}},
+     "HelmRenderError", "relay.service.nodePort needs relay.service.type NodePort or LoadBalancer"),
+    ("relay.service.nodePort 70000", {"formationSecret": SECRET, "relay": {"service": {
+        "type": "NodePort", "nodePort": 70000}}}, "HelmValuesError", "/relay/service/nodePort"),
+    ("relay.tls.existingSecret not a Secret name", {"formationSecret": SECRET, "relay": {"tls": {
+        "existingSecret": "Relay_TLS"}}}, "HelmValuesError", "/relay/tls/existingSecret"),
+    ("relay.networkPolicy.from ipBlock with a namespaceSelector", {"formationSecret": SECRET, "relay": {
+        "enabled": True, "accessKey": RELAY_KEY, "networkPolicy": {"from": [
+            {"ipBlock": {"cidr": "10.0.0.0/8"}, "namespaceSelector": {}}]}}},
+     "HelmRenderError", "relay.networkPolicy.from[0]: ipBlock cannot be combined with podSelector or namespaceSelector"),
+    ("relay.networkPolicy.from empty peer (would admit everyone)", {"formationSecret": SECRET, "relay": {
+        "networkPolicy": {"from": [{}]}}}, "HelmValuesError", "/relay/networkPolicy/from/0"),
 ]
 
 
@@ -747,11 +1155,22 @@ def check_chart(r: Report) -> None:
             sorted(listed - set(defaults) - {"global"}))
     r.equal("aliases default to null", (defaults.get("irohBindPort", 0), defaults.get("irohRelayUrls", 0)),
             (None, None))
+    relay = defaults.get("relay", {})
+    r.equal("relay defaults: off, no key, port 3340, health 8081, one ClusterIP replica",
+            (relay.get("enabled"), relay.get("accessKey", 0), relay.get("existingSecret"), relay.get("port"),
+             relay.get("healthPort"), relay.get("replicas"), relay.get("service", {}).get("type"),
+             relay.get("service", {}).get("nodePort", 0)),
+            (False, None, "", 3340, 8081, 1, "ClusterIP", None))
+    relay_schema = schema.get("properties", {}).get("relay", {})
+    r.check("schema lists every relay value", relay_schema.get("additionalProperties") is False
+            and set(relay) <= set(relay_schema.get("properties", {})),
+            sorted(set(relay) - set(relay_schema.get("properties", {}))))
     templates = sorted(t["name"] for t in chart.templates)
     r.check("templates present", {f"templates/{n}" for n in (
         "_helpers.tpl", "statefulset.yaml", "service-headless.yaml", "serviceaccount.yaml", "role.yaml",
         "rolebinding.yaml", "secret.yaml", "secret-broker-token.yaml", "pdb.yaml", "service-nodeport.yaml",
-        "networkpolicy.yaml", "NOTES.txt")} <= set(templates),
+        "networkpolicy.yaml", "relay-deployment.yaml", "relay-service.yaml", "relay-secret.yaml",
+        "relay-networkpolicy.yaml", "NOTES.txt")} <= set(templates),
         templates)
 
 
@@ -778,6 +1197,9 @@ def check_value_set(r: Report, label: str, values: dict[str, Any], expect: Expec
             and "/api/v1/peers" in notes.split("Authorization: Bearer", 1)[-1], notes)
     r.check("NOTES.txt summarises the NetworkPolicy iff enabled",
             ("NetworkPolicy" in notes and "(ingress only)" in notes) == (expect.policy is not None), notes)
+    r.check("NOTES.txt describes the relay iff enabled (its rollout, its health port, the relay-key origin)",
+            ("Relay: Deployment" in notes and "deployment/" in notes and "access key" in notes)
+            == (expect.relay is not None), notes)
     objects = render(values, name, namespace)
     check_common(r, objects, expect)
 

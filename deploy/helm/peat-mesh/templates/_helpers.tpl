@@ -31,13 +31,18 @@ app.kubernetes.io/name: {{ include "peat-mesh.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Standard labels without `app: peat-mesh` (for objects discovery must not see). */}}
-{{- define "peat-mesh.standardLabels" -}}
+{{/* The labels every object carries, without a component. */}}
+{{- define "peat-mesh.baseLabels" -}}
 helm.sh/chart: {{ include "peat-mesh.chart" . }}
 app.kubernetes.io/name: {{ include "peat-mesh.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Standard labels without `app: peat-mesh` (for objects discovery must not see). */}}
+{{- define "peat-mesh.standardLabels" -}}
+{{ include "peat-mesh.baseLabels" . }}
 app.kubernetes.io/component: mesh-node
 {{- end }}
 
@@ -81,6 +86,10 @@ Mode of the token file: group-readable for the pod's fsGroup (the kubelet gives 
 group); readable by any user when there is no fsGroup, else a non-root user could not read it.
 */}}
 {{- define "peat-mesh.brokerTokenMode" -}}
+{{- include "peat-mesh.secretFileMode" . }}
+{{- end }}
+
+{{- define "peat-mesh.secretFileMode" -}}
 {{- if dig "fsGroup" nil (.Values.podSecurityContext | default dict) }}0440{{ else }}0444{{ end }}
 {{- end }}
 
@@ -89,9 +98,54 @@ group); readable by any user when there is no fsGroup, else a non-root user coul
 {{- if kindIs "invalid" .Values.irohBindPort }}{{ .Values.syncPort }}{{ else }}{{ .Values.irohBindPort }}{{ end }}
 {{- end }}
 
-{{/* Relay URLs; the deprecated irohRelayUrls wins when set (non-empty). */}}
+{{/*
+Relay URLs of the nodes: relayUrls (the deprecated irohRelayUrls wins when set, non-empty); when
+both are empty and the chart runs the relay, its Service inside the cluster.
+*/}}
 {{- define "peat-mesh.relayUrls" -}}
-{{- default .Values.relayUrls .Values.irohRelayUrls }}
+{{- $urls := default .Values.relayUrls .Values.irohRelayUrls }}
+{{- if and (not $urls) .Values.relay.enabled }}
+{{- $urls = printf "https://%s.%s.svc:%v" (include "peat-mesh.relayName" .) .Release.Namespace .Values.relay.port }}
+{{- end }}
+{{- $urls }}
+{{- end }}
+
+{{/*
+The relay (`peat-mesh-node relay`): a Deployment and Service <fullname>-relay (at most 63
+characters, a Service name). Its pods and objects carry component relay and never `app: peat-mesh`,
+so the StatefulSet, the headless Service, the PodDisruptionBudget, the nodes' NetworkPolicy and
+Kubernetes discovery (EndpointSlices labelled app=peat-mesh) never see them.
+*/}}
+{{- define "peat-mesh.relayName" -}}
+{{- printf "%s-relay" (include "peat-mesh.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The health port's ClusterIP Service when the relay Service is a NodePort or LoadBalancer. */}}
+{{- define "peat-mesh.relayHealthName" -}}
+{{- printf "%s-relay-health" (include "peat-mesh.fullname" . | trunc 50 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "peat-mesh.relaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "peat-mesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: relay
+{{- end }}
+
+{{- define "peat-mesh.relayLabels" -}}
+{{ include "peat-mesh.baseLabels" . }}
+app.kubernetes.io/component: relay
+{{- end }}
+
+{{/* The relay's access key (key relay-access-key): relay.existingSecret, else the chart's. */}}
+{{- define "peat-mesh.relayAccessKeySecretName" -}}
+{{- default (printf "%s-relay-access-key" (include "peat-mesh.fullname" .)) .Values.relay.existingSecret }}
+{{- end }}
+
+{{- define "peat-mesh.relayTLSDir" -}}/var/run/secrets/peat-relay/tls{{- end }}
+
+{{/* The relay's Service carries the health port too only as a ClusterIP (a NodePort Service puts every port on the nodes). */}}
+{{- define "peat-mesh.relayHealthOnMainService" -}}
+{{- if eq .Values.relay.service.type "ClusterIP" }}true{{ end }}
 {{- end }}
 
 {{/* Kubernetes discovery needs the API (token + Role); the other modes do not. */}}
@@ -118,5 +172,29 @@ group); readable by any user when there is no fsGroup, else a non-root user coul
 {{- end }}
 {{- if and (eq .Values.discoveryMode "static") (not (trim .Values.staticPeers)) }}
 {{- fail "discoveryMode static needs staticPeers: set --set staticPeers=[node_id@]host:port,..." }}
+{{- end }}
+{{- include "peat-mesh.validateRelay" . }}
+{{- end }}
+
+{{/* The relay's values; checked whether or not it is enabled, so that a mistake shows at once. */}}
+{{- define "peat-mesh.validateRelay" -}}
+{{- $relay := .Values.relay }}
+{{- $key := trim ($relay.accessKey | default "") }}
+{{- if and $relay.enabled (not $key) (not $relay.existingSecret) }}
+{{- fail "relay.enabled needs the relay access key, which Helm cannot derive: run `peat-mesh-node relay-key` with PEAT_FORMATION_SECRET set to the formation secret (e.g. PEAT_FORMATION_SECRET=... peat-mesh-node relay-key, or docker run --rm -e PEAT_FORMATION_SECRET <image> relay-key) and pass what it prints as --set relay.accessKey=<key>, or set relay.existingSecret=<name of a Secret with key relay-access-key>" }}
+{{- end }}
+{{- if and $key $relay.existingSecret }}
+{{- fail "relay.accessKey and relay.existingSecret are both set: give the access key one way (relay.accessKey=null to use the Secret)" }}
+{{- end }}
+{{- if eq (int $relay.port) (int $relay.healthPort) }}
+{{- fail (printf "relay.port and relay.healthPort are both %v: the relay listener and its health port need two ports" $relay.port) }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $relay.service.nodePort)) (eq $relay.service.type "ClusterIP") }}
+{{- fail "relay.service.nodePort needs relay.service.type NodePort or LoadBalancer" }}
+{{- end }}
+{{- range $i, $peer := $relay.networkPolicy.from }}
+{{- if and (hasKey $peer "ipBlock") (or (hasKey $peer "podSelector") (hasKey $peer "namespaceSelector")) }}
+{{- fail (printf "relay.networkPolicy.from[%d]: ipBlock cannot be combined with podSelector or namespaceSelector (Kubernetes rejects it); give each its own entry" $i) }}
+{{- end }}
 {{- end }}
 {{- end }}
