@@ -153,15 +153,18 @@ struct RelayTests {
         return try RelayServer(configuration: configuration, logger: debugLogger("relay"))
     }
 
-    static func relayed(_ name: String, relay: RelayURL, secret: [UInt8] = TransportHarness.secret) throws -> TLSSyncTransport {
+    static func relayed(
+        _ name: String, relay: RelayURL, secret: [UInt8] = TransportHarness.secret, metrics: TestMetrics = TestMetrics()
+    ) throws -> TLSSyncTransport {
         var configuration = TLSSyncTransport.Configuration(host: "127.0.0.1", port: 0)
-        configuration.handshakeTimeout = .seconds(3)
+        // Generous: TLS, the upgrade, admission, pairing and the end-to-end TLS on a loaded machine.
+        configuration.handshakeTimeout = .seconds(30)
         configuration.relays = [relay]
         configuration.relayAccessKey = RelayAccessKey(secret: try FormationSecret(rawBytes: secret))
         configuration.relayBackoff = ReconnectBackoff(initial: .milliseconds(50), maximum: .milliseconds(200))
         return try TLSSyncTransport(
             keypair: DeviceKeypair.fromSeed(secret, context: name), formationKey: FormationKey(secret: secret),
-            configuration: configuration, logger: debugLogger(name))
+            configuration: configuration, logger: debugLogger(name), metricsFactory: metrics)
     }
 
     /// Logs to standard error when `PEAT_TEST_LOG` is set (for debugging), else nowhere.
@@ -179,10 +182,18 @@ struct RelayTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await relay.run() }
             let url = RelayURL(host: "127.0.0.1", port: try await relay.listeningAddress().port)
-            let alpha = try Self.relayed("alpha", relay: url)
+            let metrics = TestMetrics()
+            let alpha = try Self.relayed("alpha", relay: url, metrics: metrics)
             let beta = try Self.relayed("beta", relay: url)
             try await TransportHarness.running([alpha, beta]) {
                 try await TransportHarness.eventually { beta.listeningRelays == [url] && alpha.listeningRelays == [url] }
+                defer {
+                    // Sessions and bytes are counted per path (TLS records as they cross the relay).
+                    #expect(metrics.counterTotal(label: "peat_transport_sessions_total", dimensions: [("path", "relay")]) == 1)
+                    #expect(metrics.counterTotal(label: "peat_transport_sessions_total", dimensions: [("path", "direct")]) == 0)
+                    #expect(metrics.counterTotal(label: "peat_transport_bytes_total", dimensions: [("path", "relay"), ("direction", "sent")]) > 0)
+                    #expect(metrics.counterTotal(label: "peat_transport_bytes_total", dimensions: [("path", "relay"), ("direction", "received")]) > 0)
+                }
                 let outbound = try await alpha.connectTLS(through: url, to: beta.localIdentity.deviceID)
                 let inbound = try await TransportHarness.nextInbound(beta)
                 #expect(outbound.path == .relay(url) && inbound.path == .relay(url))

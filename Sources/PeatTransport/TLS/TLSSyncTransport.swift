@@ -360,6 +360,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
             promise.succeed(TLSContextFactory.verify(chain))
         }
         let gate = AuthenticationGate()
+        let counters = metrics.bytes(path: path)
+        try operations.addHandler(ByteCountingHandler(received: counters.received, sent: counters.sent))
         try operations.addHandler(
             HandshakeIdleHandler(timeout: .nanoseconds(configuration.handshakeLimits.idleTimeout.nanoseconds), gate: gate))
         if role == .responder {
@@ -471,6 +473,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
                 reason: TransportError(
                     code: .duplicateConnection, message: "replaced by a newer connection to device \(connection.peer.deviceID)"))
             metrics.connected.increment()
+            metrics.connected(path: connection.path)
             connection.asyncChannel.channel.closeFuture.whenComplete { [weak self] _ in
                 self?.unregister(connection)
             }

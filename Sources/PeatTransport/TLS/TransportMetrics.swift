@@ -16,6 +16,20 @@ struct TransportMetrics: Sendable {
         roundTripTime = Metrics.Timer(label: "peat_transport_rtt_seconds", factory: factory)
     }
 
+    /// Counts an authenticated connection by path (`direct` or `relay`).
+    func connected(path: ConnectionPath) {
+        Counter(label: "peat_transport_sessions_total", dimensions: [("path", path.name)], factory: factory).increment()
+    }
+
+    /// The byte counters of one connection's path, as seen below its TLS (so relayed bytes count what
+    /// the relay carries): `received`, `sent`.
+    func bytes(path: ConnectionPath) -> (received: Counter, sent: Counter) {
+        (
+            Counter(label: "peat_transport_bytes_total", dimensions: [("path", path.name), ("direction", "received")], factory: factory),
+            Counter(label: "peat_transport_bytes_total", dimensions: [("path", path.name), ("direction", "sent")], factory: factory)
+        )
+    }
+
     /// Counts a connection refused before or during authentication (`role`: this node's side of it).
     func rejected(_ code: TransportError.Code, role: MembershipRole) {
         let direction = role == .initiator ? "outbound" : "inbound"
