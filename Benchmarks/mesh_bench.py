@@ -18,6 +18,11 @@ usage: python3 Benchmarks/mesh_bench.py [--binary PATH] {latency,idle,startup,al
                                  200 TLS clients without a device certificate, all reconnecting as
                                  soon as they are closed: write-to-visible p99 during / before, the
                                  refusals counted by node-0, and member disconnections (want 0)
+  relay --writes W --clients C   a relay process (`peat-mesh-node relay`) on its own address: write-to-
+                                 visible-everywhere p99 of 3 nodes whose peers are all `node@relay`
+                                 against the same 3 nodes connected directly, in the same run (goal
+                                 ratio <= 2); then C idle devices (`peat-bench relay-clients`) holding a
+                                 listen connection each: the relay's RSS growth per client
   all                            latency 3x200, latency 10x100, idle 10000/30 s, startup 5
 
 Every node binds its own loopback address 127.21.<k>.<i+1> (all of 127.0.0.0/8 is loopback on
@@ -152,7 +157,7 @@ def cluster_hosts(count):
 class Node:
     """One peat-mesh-node process: its environment, log file, HTTP endpoints and shutdown."""
 
-    def __init__(self, ctx, name, host, peers=(), data_dir=None):
+    def __init__(self, ctx, name, host, peers=(), data_dir=None, extra_env=None):
         self.ctx, self.name, self.host = ctx, name, host
         self.data_dir = data_dir or tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.root)
         self.log_path = os.path.join(ctx.root, f"{name}-{host}.log")
@@ -161,6 +166,7 @@ class Node:
             PEAT_FORMATION_SECRET=ctx.secret, HOSTNAME=name, PEAT_DISCOVERY="static",
             PEAT_STATIC_PEERS=",".join(peers), PEAT_DATA_DIR=self.data_dir, PEAT_BIND_HOST=host,
             PEAT_BROKER_PORT=str(BROKER_PORT), PEAT_SYNC_PORT=str(SYNC_PORT), PEAT_LOG_LEVEL="warning")
+        self.env.update(extra_env or {})
         self.process = None
         self.started = None
         self.terminated = False
@@ -246,11 +252,15 @@ class Node:
 class Cluster:
     """N nodes, each with every other node as a static peer; stopped on exit from the `with`."""
 
-    def __init__(self, ctx, count, names=None):
+    def __init__(self, ctx, count, names=None, relay=None):
+        """With `relay` (a Relay), every peer is `name@relay`: reached only through it."""
         hosts = cluster_hosts(count)
         names = names or [f"node-{i}" for i in range(count)]
+        extra = {"PEAT_RELAY_URLS": relay.url} if relay else {}
         self.nodes = [
-            Node(ctx, names[i], hosts[i], [f"{names[j]}@{hosts[j]}:{SYNC_PORT}" for j in range(count) if j != i])
+            Node(ctx, names[i], hosts[i],
+                 [f"{names[j]}@relay" if relay else f"{names[j]}@{hosts[j]}:{SYNC_PORT}" for j in range(count) if j != i],
+                 extra_env=extra)
             for i in range(count)]
         self.one_sided = []
 
@@ -329,29 +339,36 @@ def poll_until_visible(node, collection, doc_id, field, value, t0, timeout):
         time.sleep(0.001)
 
 
+def latency_samples(cluster, pool, writes, visible_timeout):
+    """(everywhere ms, per-node ms, put ms, timeouts) of `writes` round-robin writes."""
+    nodes = len(cluster.nodes)
+    everywhere, each, put_ms, timeouts = [], [], [], 0
+    for i in range(writes):
+        writer = cluster.nodes[i % nodes]
+        readers = [n for n in cluster.nodes if n is not writer]
+        t0 = time.perf_counter()
+        put(writer, "tracks", f"lat-{i}", {"seq": i, "t": time.time()})
+        put_ms.append((time.perf_counter() - t0) * 1000)
+        seen = list(pool.map(lambda n: poll_until_visible(n, "tracks", f"lat-{i}", "seq", i, t0, visible_timeout), readers))
+        if None in seen:
+            for node in cluster.nodes:
+                node.check_alive()
+            timeouts += 1
+            late = [n.name for n, s in zip(readers, seen) if s is None]
+            sys.stderr.write(f"latency: lat-{i} from {writer.name} not visible on {late} after {visible_timeout:.0f} s\n")
+            if timeouts >= 3:
+                raise BenchError(f"{timeouts} writes never became visible everywhere (after {i + 1} writes)")
+            continue
+        everywhere.append(max(seen) * 1000)
+        each.extend(s * 1000 for s in seen)
+    return everywhere, each, put_ms, timeouts
+
+
 def bench_latency(ctx, nodes, writes, visible_timeout=10.0):
     target = LATENCY_TARGET_MS.get(nodes)
-    everywhere, each, put_ms, timeouts = [], [], [], 0
     with Cluster(ctx, nodes) as cluster, cf.ThreadPoolExecutor(max_workers=nodes - 1) as pool:
         one_sided = cluster.one_sided
-        for i in range(writes):
-            writer = cluster.nodes[i % nodes]
-            readers = [n for n in cluster.nodes if n is not writer]
-            t0 = time.perf_counter()
-            put(writer, "tracks", f"lat-{i}", {"seq": i, "t": time.time()})
-            put_ms.append((time.perf_counter() - t0) * 1000)
-            seen = list(pool.map(lambda n: poll_until_visible(n, "tracks", f"lat-{i}", "seq", i, t0, visible_timeout), readers))
-            if None in seen:
-                for node in cluster.nodes:
-                    node.check_alive()
-                timeouts += 1
-                late = [n.name for n, s in zip(readers, seen) if s is None]
-                sys.stderr.write(f"latency: lat-{i} from {writer.name} not visible on {late} after {visible_timeout:.0f} s\n")
-                if timeouts >= 3:
-                    raise BenchError(f"{timeouts} writes never became visible everywhere (after {i + 1} writes)")
-                continue
-            everywhere.append(max(seen) * 1000)
-            each.extend(s * 1000 for s in seen)
+        everywhere, each, put_ms, timeouts = latency_samples(cluster, pool, writes, visible_timeout)
     if not everywhere:
         raise BenchError("no write became visible everywhere")
     p99 = percentile(everywhere, 0.99)
@@ -639,6 +656,95 @@ def bench_startup(ctx, runs, docs=0):
             f"(target {STARTUP_TARGET_MS}) {verdict(worst < STARTUP_TARGET_MS)}")
 
 
+class Relay:
+    """One `peat-mesh-node relay` process on its own loopback address (relay port 3340, health 8081)."""
+
+    PORT = 3340
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.host = cluster_hosts(1)[0]
+        self.url = f"https://{self.host}:{self.PORT}"
+        key = subprocess.run([ctx.binary, "relay-key"], env={"PEAT_FORMATION_SECRET": ctx.secret},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.env = {"PEAT_RELAY_ACCESS_KEY": key, "PEAT_BIND_HOST": self.host, "PEAT_RELAY_PORT": str(self.PORT),
+                    "PEAT_BROKER_PORT": str(BROKER_PORT), "PEAT_LOG_LEVEL": "warning", "HOSTNAME": "relay"}
+        self.log_path = os.path.join(ctx.root, "relay.log")
+        self.process = None
+
+    def __enter__(self):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([self.ctx.binary, "relay"], env=self.env, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.perf_counter() + 30
+        while http("GET", f"http://{self.host}:{BROKER_PORT}/api/v1/ready", timeout=1.0)[0] != 200:
+            if self.process.poll() is not None or time.perf_counter() > deadline:
+                raise BenchError(f"the relay did not become ready (log: {self.log_path})")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def rss_mb(self):
+        return Node.rss_mb(self)
+
+
+def bench_relay(ctx, writes, clients, visible_timeout=10.0):
+    with Relay(ctx) as relay:
+        results = {}
+        for label, through in (("direct", None), ("relay", relay)):
+            with Cluster(ctx, 3, relay=through) as cluster, cf.ThreadPoolExecutor(max_workers=2) as pool:
+                if through:
+                    paths = {p.get("path") for node in cluster.nodes
+                             for p in (get_json(node.url("/api/v1/peers")) or {}).get("peers", []) if p.get("connected")}
+                    if paths != {"relay"}:
+                        raise BenchError(f"relayed cluster reports paths {paths}, want only relay")
+                everywhere, _, _, timeouts = latency_samples(cluster, pool, writes, visible_timeout)
+            if not everywhere or timeouts:
+                raise BenchError(f"{label}: {timeouts} writes never became visible everywhere")
+            results[label] = everywhere
+        direct_p99 = percentile(results["direct"], 0.99)
+        relay_p99 = percentile(results["relay"], 0.99)
+        ratio = relay_p99 / direct_p99
+        emit({"bench": "mesh.relay_latency", "nodes": 3, "writes": writes,
+              "p50_ms": rounded(percentile(results["relay"], 0.5)), "p99_ms": rounded(relay_p99),
+              "baseline": "the same 3 nodes connected directly", "baseline_p50_ms": rounded(percentile(results["direct"], 0.5)),
+              "baseline_p99_ms": rounded(direct_p99), "ratio": round(ratio, 3), "goal_ratio": 2.0, "met": ratio <= 2.0})
+        ctx.summary.append(f"relay    3 nodes x {writes}: p99 {relay_p99:.1f} ms relayed vs {direct_p99:.1f} ms direct "
+                           f"= {ratio:.2f}x (goal <= 2x) {verdict(ratio <= 2.0)}")
+        # Memory per idle client: the relay's RSS before and while `clients` devices hold a listen connection.
+        bench_bin = os.path.join(os.path.dirname(ctx.binary), "..", "..", "Benchmarks", ".build", "release", "peat-bench")
+        bench_bin = os.environ.get("PEAT_BENCH_BINARY", bench_bin)
+        if not os.access(bench_bin, os.X_OK):
+            raise BenchError(f"no peat-bench at {bench_bin} (cd Benchmarks && swift build -c release, or PEAT_BENCH_BINARY)")
+        time.sleep(2)
+        before = relay.rss_mb()
+        holder = subprocess.Popen([bench_bin, "relay-clients", relay.url, str(clients), "600"],
+                                  env={**os.environ, "PEAT_FORMATION_SECRET": ctx.secret}, stdout=subprocess.PIPE, text=True)
+        try:
+            line = holder.stdout.readline().strip()
+            if not line.startswith("READY "):
+                raise BenchError(f"relay-clients printed {line!r}")
+            admitted = int(line.split()[1])
+            time.sleep(2)
+            during = relay.rss_mb()
+        finally:
+            holder.terminate()
+            holder.wait(timeout=30)
+        per_client_kb = (during - before) * 1024 / max(admitted, 1)
+        emit({"bench": "mesh.relay_idle_clients", "clients": admitted, "relay_rss_before_mb": rounded(before),
+              "relay_rss_mb": rounded(during), "per_client_kb": rounded(per_client_kb)})
+        ctx.summary.append(f"relay    {admitted} idle clients: {per_client_kb:.1f} KiB RSS each "
+                           f"({before:.1f} -> {during:.1f} MB)")
+
+
 def verdict(ok):
     return "ok" if ok else "MISSED"
 
@@ -670,6 +776,9 @@ def main():
     p.add_argument("--docs", type=int, default=0, help="also measure a data directory populated with this many documents")
     p = sub.add_parser("flood", parents=[common], help="write-to-visible p99 before and during a listener flood")
     p.add_argument("--writes", type=int, default=200)
+    p = sub.add_parser("relay", parents=[common], help="relayed vs direct write-to-visible p99, relay memory per idle client")
+    p.add_argument("--writes", type=int, default=200)
+    p.add_argument("--clients", type=int, default=500)
     sub.add_parser("all", parents=[common], help="latency 3x200 and 10x100, idle 10000 docs / 30 s, startup 5 runs")
     args = parser.parse_args()
 
@@ -686,13 +795,16 @@ def main():
         jobs = [("idle", {"docs": args.docs}, lambda c: bench_idle(c, args.docs, args.seconds))]
     elif args.workload == "flood":
         jobs = [("flood", {}, lambda c: bench_flood(c, args.writes))]
+    elif args.workload == "relay":
+        jobs = [("relay", {}, lambda c: bench_relay(c, args.writes, args.clients))]
     elif args.workload == "startup":
         jobs = [("startup", {}, lambda c: bench_startup(c, args.runs, args.docs))]
     else:
         jobs = [("latency", {"nodes": 3}, lambda c: bench_latency(c, 3, 200)),
                 ("latency", {"nodes": 10}, lambda c: bench_latency(c, 10, 100)),
                 ("idle", {"docs": 10000}, lambda c: bench_idle(c, 10000, 30.0)),
-                ("startup", {}, lambda c: bench_startup(c, 5))]
+                ("startup", {}, lambda c: bench_startup(c, 5)),
+                ("relay", {}, lambda c: bench_relay(c, 200, 500))]
     root = tempfile.mkdtemp(prefix="peat-mesh-bench-")
     ctx, failed = Context(os.path.abspath(args.binary), root), 0
     try:

@@ -1,7 +1,10 @@
 import Foundation
 import Logging
 import MetricsTestKit
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
+import NIOSSL
 import PeatIdentity
 import PeatTestSupport
 import Testing
@@ -149,6 +152,7 @@ struct RelayTests {
 
     static func relay(configure: (inout RelayServer.Configuration) -> Void = { _ in }) throws -> RelayServer {
         var configuration = RelayServer.Configuration(host: "127.0.0.1", port: 0, accessKey: accessKey)
+        configuration.handshakeTimeout = .seconds(8)
         configure(&configuration)
         return try RelayServer(configuration: configuration, logger: debugLogger("relay"))
     }
@@ -268,6 +272,73 @@ struct RelayTests {
                 }
                 #expect(member.activeConnections.isEmpty)
                 #expect(await relay.counts().sessions == 0)
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Raw bytes over TLS to the relay, as a buggy or hostile client sends them; returns what the
+    /// relay answered before it closed the connection (or after `timeout`).
+    static func rawExchange(_ address: PeerAddress, _ bytes: [UInt8], timeout: Duration = .seconds(20)) async throws -> (closed: Bool, reply: [UInt8]) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        tls.verifySignatureAlgorithms = RelayClient.signatureAlgorithms
+        let context = try NIOSSLContext(configuration: tls)
+        let collector = Collector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+            .connect(host: address.host, port: address.port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        let closed = try await TransportHarness.withTimeout(timeout) {
+            try await channel.closeFuture.get()
+            return true
+        }
+        return (closed, collector.bytes.withLockedValue { $0 })
+    }
+
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let bytes = NIOLockedValueBox<[UInt8]>([])
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            bytes.withLockedValue { $0 += buffer.readableBytesView }
+        }
+    }
+
+    static let upgrade = Array("GET /peat/relay HTTP/1.1\r\nHost: relay\r\nUpgrade: peat-relay/1\r\nConnection: Upgrade\r\n\r\n".utf8)
+
+    @Test func hostileBytesCloseThatClientOnlyAndOtherRequestsGet426() async throws {
+        let relay = try Self.relay()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await relay.run() }
+            let address = try await relay.listeningAddress()
+            let url = RelayURL(host: "127.0.0.1", port: address.port)
+            let member = try Self.relayed("member", relay: url)
+            try await TransportHarness.running([member]) {
+                try await TransportHarness.eventually { member.listeningRelays == [url] }
+                let plain = try await Self.rawExchange(address, Array("GET / HTTP/1.1\r\nHost: relay\r\n\r\n".utf8))
+                #expect(plain.closed && String(decoding: plain.reply, as: UTF8.self).hasPrefix("HTTP/1.1 426"))
+                let hello = RelayFrame(kind: .clientHello, payload: [RelayProtocol.version] + Array(repeating: 1, count: 32)).encoded
+                for (name, frames) in [
+                    ("unknown kind", [0xEE, 0, 0]), ("oversize length", [RelayFrame.Kind.clientAuth.rawValue, 0xFF, 0xFF]),
+                    ("auth before hello", RelayFrame(kind: .clientAuth, payload: Array(repeating: 0, count: 200)).encoded),
+                    ("garbage auth", hello + RelayFrame(kind: .clientAuth, payload: Array(repeating: 7, count: 161)).encoded),
+                    ("version 9", RelayFrame(kind: .clientHello, payload: [9] + Array(repeating: 1, count: 32)).encoded),
+                ] as [(String, [UInt8])] {
+                    let answer = try await Self.rawExchange(address, Self.upgrade + frames)
+                    #expect(answer.closed, "\(name): the relay closes the connection")
+                    #expect(String(decoding: answer.reply, as: UTF8.self).hasPrefix("HTTP/1.1 101"), "\(name)")
+                }
+                // A truncated frame is never acted on; the admission deadline closes it.
+                #expect(try await Self.rawExchange(address, Self.upgrade + hello.prefix(10)).closed)
+                // The member's listen connection was never touched.
+                #expect(member.listeningRelays == [url])
+                #expect(await relay.counts().clients == 1)
             }
             group.cancelAll()
         }

@@ -74,6 +74,12 @@ package struct RelayServerHandshake {
         return false
     }
 
+    /// Whether the relay's proof went out and the client's answer has not arrived.
+    package var sentServerHello: Bool {
+        if case .awaitingAuth = state { return true }
+        return false
+    }
+
     package mutating func received(_ frame: RelayFrame) -> Action {
         switch (state, frame.kind) {
         case (.awaitingHello, .clientHello):

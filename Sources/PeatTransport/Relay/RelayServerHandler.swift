@@ -55,6 +55,12 @@ final class RelayServerHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if case .admission(let handshake) = mode, handshake.sentServerHello {
+            // A client that closes after the relay's proof: typically another formation's node, whose
+            // check of that proof failed (it never proves anything to a relay that is not its own).
+            hub.metrics.refused("admissionAbandoned")
+            hub.logRefusal(address: address, reason: "admissionAbandoned", detail: "closed before proving the access key")
+        }
         teardown()
         context.fireChannelInactive()
     }
