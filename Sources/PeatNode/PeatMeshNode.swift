@@ -33,6 +33,16 @@ struct PeatMeshNode: AsyncParsableCommand {
         return ExitCode(configurationExitCode)
     }
 
+    /// The identity the environment gives (`PEAT_FORMATION_SECRET`, `HOSTNAME`, `PEAT_IDENTITY_CONTEXT`),
+    /// or the exit that explains why it gives none.
+    static func identity() throws -> IdentityConfiguration {
+        do {
+            return try IdentityConfiguration(environment: processEnvironment())
+        } catch {
+            throw refuse(error)
+        }
+    }
+
     /// The environment of this process.
     static func processEnvironment() -> Environment {
         Environment.process()
@@ -65,12 +75,7 @@ extension PeatMeshNode {
             discussion: "Reads PEAT_FORMATION_SECRET, HOSTNAME and PEAT_IDENTITY_CONTEXT, as the node does.")
 
         func run() throws {
-            let identity: IdentityConfiguration
-            do {
-                identity = try IdentityConfiguration(environment: PeatMeshNode.processEnvironment())
-            } catch {
-                throw PeatMeshNode.refuse(error)
-            }
+            let identity = try PeatMeshNode.identity()
             print("node_id=\(identity.context) device_id=\(identity.deviceKeypair().deviceID)")
         }
     }
@@ -105,12 +110,7 @@ extension PeatMeshNode {
             discussion: "A one-way derivation: the key admits members to a relay and reveals neither the secret nor any device or formation key.")
 
         func run() throws {
-            let identity: IdentityConfiguration
-            do {
-                identity = try IdentityConfiguration(environment: PeatMeshNode.processEnvironment())
-            } catch {
-                throw PeatMeshNode.refuse(error)
-            }
+            let identity = try PeatMeshNode.identity()
             print(RelayAccessKey(secret: identity.secret).base64EncodedString())
         }
     }

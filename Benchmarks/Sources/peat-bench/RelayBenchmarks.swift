@@ -51,21 +51,7 @@ enum RelayBenchmarks {
             let b = try transport("relay-bench-b", relay: throughRelay ? url : nil)
             group.addTask { try await a.run() }
             group.addTask { try await b.run() }
-            group.addTask {
-                for await connection in b.inboundConnections {
-                    try await connection.withFrames { frames, writer in
-                        var received = 0
-                        for try await _ in frames {
-                            received += 1
-                            if received == count {
-                                try await writer.send([1])
-                                break
-                            }
-                        }
-                    }
-                    return
-                }
-            }
+            group.addTask { try await TransportBenchmarks.acknowledgeFirstInbound(on: b, after: count) }
             let connection: any SyncConnection
             if throughRelay {
                 while !b.listeningRelays.contains(url) { try await Task.sleep(for: .milliseconds(10)) }

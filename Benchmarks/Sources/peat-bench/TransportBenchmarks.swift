@@ -62,21 +62,7 @@ enum TransportBenchmarks {
             group.addTask { try await a.run() }
             group.addTask { try await b.run() }
             let address = try await b.listeningAddress()
-            group.addTask {
-                for await connection in b.inboundConnections {
-                    try await connection.withFrames { frames, writer in
-                        var received = 0
-                        for try await _ in frames {
-                            received += 1
-                            if received == count {
-                                try await writer.send([1])
-                                break
-                            }
-                        }
-                    }
-                    return
-                }
-            }
+            group.addTask { try await acknowledgeFirstInbound(on: b, after: count) }
             let connection = try await a.connect(to: address, expectedPeer: nil)
             let payload = [UInt8](repeating: 0x5a, count: size)
             let clock = ContinuousClock()
@@ -89,6 +75,23 @@ enum TransportBenchmarks {
             }
             group.cancelAll()
             return seconds(elapsed)
+        }
+    }
+
+    /// Takes `transport`'s first inbound connection, reads `count` frames and answers one byte.
+    static func acknowledgeFirstInbound(on transport: TLSSyncTransport, after count: Int) async throws {
+        for await connection in transport.inboundConnections {
+            try await connection.withFrames { frames, writer in
+                var received = 0
+                for try await _ in frames {
+                    received += 1
+                    if received == count {
+                        try await writer.send([1])
+                        break
+                    }
+                }
+            }
+            return
         }
     }
 
