@@ -13,12 +13,17 @@ every pod of the StatefulSet runs the real `peat-mesh-node` binary
   bind-mounted at /var/run/secrets/kubernetes.io/serviceaccount, every volumeMount at its path
   (the data volume per pod; Secret volumes, the broker token's among them, laid out as the
   kubelet's atomic writer does: ..<timestamp>/ + ..data symlink + one symlink per item, group
-  fsGroup, read-only), the binary at the image's path, the root filesystem read-only when the
-  container asks for it, as the rendered runAsUser/runAsGroup/fsGroup;
+  fsGroup, read-only), the binary at the image's path, /etc/hosts as the kubelet writes it and the
+  /etc/resolv.conf of dnsPolicy ClusterFirst (search <namespace>.svc.cluster.local svc.cluster.local
+  cluster.local, ndots:5), the simulator's own directory hidden, the root filesystem read-only when
+  the container asks for it, as the rendered runAsUser/runAsGroup/fsGroup;
 
 and a Kubernetes API double (HTTPS with a throwaway CA made by openssl, bearer tokens checked
 against the rendered RBAC) serves list + watch of the EndpointSlices the EndpointSlice controller
-would make for the rendered Services. A kubelet stand-in runs the rendered readiness/liveness
+would make for the rendered Services, and a cluster DNS stand-in (UDP, next to it) answers
+<service>.<namespace>.svc.cluster.local with the pod IPs of the Service's endpoints (ready ones unless
+publishNotReadyAddresses; a ClusterIP Service too, as there is no kube-proxy for a virtual IP) and
+<pod>.<service>... for StatefulSet pods. A kubelet stand-in runs the rendered readiness/liveness
 probes and publishes readiness into the slices.
 
 Then the functional checks of deploy/k3d/functional-test.sh run against the pods, every protected
@@ -30,8 +35,14 @@ refused writes store nothing) and rotated (a new Secret value swapped into every
 new token accepted and the old refused within 10 s, no restart);
 pod 0 deleted (SIGTERM, exit 0 within terminationGracePeriodSeconds, endpoint terminating then
 removed) and recreated with its data volume and then with an empty one (same device_id, peers
-reconnect, the document comes back), peers logging the loss and the reconnection, no ERROR or
-CRITICAL log line.
+reconnect, the document comes back), peers logging the loss and the reconnection; then the chart's
+relay (check `relay`): rendered again with relay.enabled=true and the access key `peat-mesh-node
+relay-key` derives, the relay pod of the Deployment <fullname>-relay (its own address, container,
+resolved secretKeyRef, security context and read-only root, no service-account token) starts with a
+new StatefulSet whose PEAT_RELAY_URLS name resolves to it through the cluster DNS: its probes answer
+200 on its health port, its environment and files hold neither the formation secret nor a broker
+token, every node logs Relay connected, /metrics counts them in peat_relay_clients, no client is
+refused, and it exits 0 on SIGTERM; no ERROR or CRITICAL log line in any pod.
 
     sudo python3 deploy/verify/pod_sim.py [--binary PATH] [--keep-logs DIR]
 
@@ -95,6 +106,7 @@ OPEN_ROUTES = ("/api/v1/health", "/api/v1/ready", "/metrics")
 BROKER_SOURCES = (os.path.join(REPO, "Sources", "PeatBroker", "Broker.swift"),
                   os.path.join(REPO, "Sources", "PeatBroker", "Broker+WebSocket.swift"))
 ROTATION_TIMEOUT = 10.0  # seconds from the kubelet's ..data swap until the node must honour the new token
+CLUSTER_DOMAIN = "cluster.local"  # the kubelet's --cluster-domain (search path, Service and pod DNS names)
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "NOTICE", "WARNING", "WARN", "ERROR", "CRITICAL")
 TEXT_LOG = re.compile(r"^(\S+) (TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|ERROR|CRITICAL) (\S+): (.*)$")
@@ -426,53 +438,48 @@ class Probe:
                      int(spec.get("successThreshold", 1)), int(spec.get("failureThreshold", 3)))
 
 
-class ChartModel:
-    """What a cluster takes from the rendered objects to run the StatefulSet's pods."""
+class PodTemplate:
+    """What a kubelet takes from a workload's pod template to run its pods: the first container
+    (command, env, ports, probes), the security context, the volumes."""
 
-    def __init__(self, objects: list[dict[str, Any]], namespace: str, formation_secret: str) -> None:
+    def __init__(self, objects: list[dict[str, Any]], namespace: str, workload: dict[str, Any]) -> None:
         self.objects = objects
         self.namespace = namespace
         self.problems: list[str] = []
         self.notes: list[str] = []
-
-        def of(kind: str) -> list[dict[str, Any]]:
-            return [o for o in objects if o.get("kind") == kind]
-
-        sets = of("StatefulSet")
-        if len(sets) != 1:
-            raise SimError(f"expected one StatefulSet, the chart rendered {len(sets)}")
-        self.statefulset = sets[0]
-        self.name = self.statefulset["metadata"]["name"]
-        spec = self.statefulset["spec"]
+        self.workload = workload
+        self.kind = workload.get("kind", "workload")
+        self.name = workload["metadata"]["name"]
+        spec = workload["spec"]
         self.replicas = int(spec.get("replicas", 1))
-        self.pod_management = spec.get("podManagementPolicy", "OrderedReady")
-        self.service_name = spec.get("serviceName", "")
         template = spec["template"]
         self.pod_labels: dict[str, str] = template.get("metadata", {}).get("labels", {}) or {}
         self.pod_annotations: dict[str, str] = template.get("metadata", {}).get("annotations", {}) or {}
         self.pod_spec: dict[str, Any] = template["spec"]
         self.grace = float(self.pod_spec.get("terminationGracePeriodSeconds", 30))
-        self.services = of("Service")
-        self.secrets = {o["metadata"]["name"]: o for o in of("Secret")}
-        self.configmaps = {o["metadata"]["name"]: o for o in of("ConfigMap")}
+        self.secrets = {o["metadata"]["name"]: o for o in self.of("Secret")}
+        self.configmaps = {o["metadata"]["name"]: o for o in self.of("ConfigMap")}
         self.service_account = self.pod_spec.get("serviceAccountName") or self.pod_spec.get("serviceAccount") or "default"
+        self.dns_policy = self.pod_spec.get("dnsPolicy", "ClusterFirst")
+        self.host_aliases = self.pod_spec.get("hostAliases") or []
+        if self.dns_policy != "ClusterFirst" or self.pod_spec.get("dnsConfig"):
+            self.notes.append(f"{self.kind} {self.name}: dnsPolicy {self.dns_policy} / dnsConfig is not emulated "
+                              "(its pods get the ClusterFirst resolv.conf)")
 
-        selector = spec.get("selector", {}).get("matchLabels", {}) or {}
-        if not selector or any(self.pod_labels.get(k) != v for k, v in selector.items()):
-            self.problems.append(f"StatefulSet selector {selector} does not match its pod labels {self.pod_labels}")
+        self.selector = spec.get("selector", {}).get("matchLabels", {}) or {}
+        if not self.selector or any(self.pod_labels.get(k) != v for k, v in self.selector.items()):
+            self.problems.append(f"{self.kind} {self.name} selector {self.selector} does not match its pod labels {self.pod_labels}")
 
         containers = self.pod_spec.get("containers", [])
         if not containers:
-            raise SimError("the StatefulSet has no container")
+            raise SimError(f"the {self.kind} {self.name} has no container")
         if len(containers) > 1:
-            self.notes.append(f"{len(containers)} containers; only the first ({containers[0]['name']}) runs")
+            self.notes.append(f"{self.kind} {self.name}: {len(containers)} containers; only the first "
+                              f"({containers[0]['name']}) runs")
         if self.pod_spec.get("initContainers"):
-            self.notes.append("initContainers are not emulated")
+            self.notes.append(f"{self.kind} {self.name}: initContainers are not emulated")
         self.container = containers[0]
         self.ports = {p["name"]: int(p["containerPort"]) for p in self.container.get("ports", []) if p.get("name")}
-        for required in ("broker", "sync"):
-            if required not in self.ports:
-                self.problems.append(f"the container has no port named {required!r} (ports: {self.ports})")
         probes = {"readiness": self.container.get("readinessProbe"), "liveness": self.container.get("livenessProbe"),
                   "startup": self.container.get("startupProbe")}
         self.probes: dict[str, Probe | None] = {}
@@ -480,15 +487,149 @@ class ChartModel:
             try:
                 self.probes[kind] = Probe.parse(kind, probe_spec, self.ports)
             except SimError as error:
-                self.problems.append(str(error))
+                self.problems.append(f"{self.kind} {self.name}: {error}")
                 self.probes[kind] = None
         if self.probes["readiness"] is None:
-            self.problems.append("no usable readinessProbe")
+            self.problems.append(f"{self.kind} {self.name}: no usable readinessProbe")
         for kind, probe in self.probes.items():
             if probe is not None and probe.path.split("?")[0] not in OPEN_ROUTES:
-                self.problems.append(f"{kind} probe {probe.path} is a route that needs the bearer token (a kubelet probe sends none)")
+                self.problems.append(f"{self.kind} {self.name}: {kind} probe {probe.path} is a route that needs the "
+                                     "bearer token (a kubelet probe sends none)")
         if (self.container.get("lifecycle") or {}).get("preStop"):
-            self.notes.append("the preStop hook is not emulated")
+            self.notes.append(f"{self.kind} {self.name}: the preStop hook is not emulated")
+
+        # Service account token.
+        accounts = {o["metadata"]["name"]: o for o in self.of("ServiceAccount")}
+        automount = self.pod_spec.get("automountServiceAccountToken")
+        if automount is None:
+            automount = accounts.get(self.service_account, {}).get("automountServiceAccountToken", True)
+        self.automount = bool(automount)
+        if self.service_account != "default" and self.service_account not in accounts:
+            self.notes.append(f"ServiceAccount {self.service_account} is not rendered (assumed to exist)")
+
+        # Security context, user, volumes.
+        pod_sc = self.pod_spec.get("securityContext", {}) or {}
+        container_sc = self.container.get("securityContext", {}) or {}
+        self.run_as_user = container_sc.get("runAsUser", pod_sc.get("runAsUser"))
+        self.run_as_group = container_sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+        self.run_as_non_root = container_sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot", False))
+        self.fs_group = pod_sc.get("fsGroup")
+        self.supplemental_groups = list(pod_sc.get("supplementalGroups", []) or [])
+        self.read_only_root = bool(container_sc.get("readOnlyRootFilesystem", False))
+        self.no_new_privs = container_sc.get("allowPrivilegeEscalation") is False
+        capabilities = container_sc.get("capabilities") or {}
+        drop = {c.upper().removeprefix("CAP_") for c in capabilities.get("drop") or []}
+        add = {c.upper().removeprefix("CAP_") for c in capabilities.get("add") or []}
+        # The container runtime's bounding set: its default set minus drop plus add.
+        self.capabilities = sorted(((set() if "ALL" in drop else set(RUNTIME_CAPABILITIES) - drop) | add))
+        if (container_sc.get("seccompProfile") or pod_sc.get("seccompProfile")):
+            self.notes.append(f"{self.kind} {self.name}: seccompProfile is not emulated")
+        self.volumes = {v["name"]: v for v in self.pod_spec.get("volumes", []) or []}
+        self.claim_templates = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", []) or []}
+        self.mounts = self.container.get("volumeMounts", []) or []
+        for mount in self.mounts:
+            if mount["name"] not in self.volumes and mount["name"] not in self.claim_templates:
+                self.problems.append(f"{self.kind} {self.name}: volumeMount {mount['name']} names no volume")
+            if mount.get("subPath") or mount.get("subPathExpr"):
+                self.problems.append(f"{self.kind} {self.name}: volumeMount {mount['name']} uses subPath (not emulated)")
+        limits = (self.container.get("resources") or {}).get("limits") or {}
+        self.memory_limit = parse_quantity(limits["memory"]) if "memory" in limits else None
+
+    def env_value(self, item: dict[str, Any], defined: dict[str, str], pod: Pod | None) -> str:
+        name = item["name"]
+        if "valueFrom" not in item:
+            return expand_vars(str(item.get("value", "")), defined)
+        source = item["valueFrom"]
+        if "secretKeyRef" in source or "configMapKeyRef" in source:
+            is_secret = "secretKeyRef" in source
+            ref = source["secretKeyRef" if is_secret else "configMapKeyRef"]
+            objects = self.secrets if is_secret else self.configmaps
+            obj = objects.get(ref["name"])
+            kind = "Secret" if is_secret else "ConfigMap"
+            if obj is None:
+                raise SimError(f"env {name}: {kind} {ref['name']} is not rendered (CreateContainerConfigError)")
+            if is_secret and ref["key"] in (obj.get("data") or {}):
+                return base64.b64decode(obj["data"][ref["key"]]).decode()
+            if is_secret and ref["key"] in (obj.get("stringData") or {}):
+                return str(obj["stringData"][ref["key"]])
+            if not is_secret and ref["key"] in (obj.get("data") or {}):
+                return str(obj["data"][ref["key"]])
+            raise SimError(f"env {name}: {kind} {ref['name']} has no key {ref['key']!r}")
+        if "fieldRef" in source:
+            path = source["fieldRef"]["fieldPath"]
+            if pod is None:
+                return ""
+            values = {
+                "metadata.name": pod.name, "metadata.namespace": self.namespace, "metadata.uid": pod.uid,
+                "spec.nodeName": pod.node_name, "spec.serviceAccountName": self.service_account,
+                "status.podIP": pod.ip, "status.podIPs": pod.ip, "status.hostIP": pod.host_ip, "status.hostIPs": pod.host_ip,
+            }
+            if path in values:
+                return values[path]
+            match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
+            if match:
+                source_map = self.pod_labels if match.group(1) == "labels" else self.pod_annotations
+                return str(source_map.get(match.group(2), ""))
+            raise SimError(f"env {name}: fieldRef {path} is not emulated")
+        if "resourceFieldRef" in source:
+            ref = source["resourceFieldRef"]
+            section, _, resource = ref["resource"].partition(".")
+            value = ((self.container.get("resources") or {}).get(section) or {}).get(resource)
+            if value is None:
+                raise SimError(f"env {name}: resourceFieldRef {ref['resource']} has no value")
+            divisor = parse_quantity(ref.get("divisor", "1"))
+            quantity = parse_quantity(value)
+            return str(int(-(-quantity // divisor)))
+        raise SimError(f"env {name}: valueFrom {list(source)} is not emulated")
+
+    def container_env(self, pod: Pod, kubelet_env: dict[str, str], image_env: dict[str, str]) -> dict[str, str]:
+        """The process environment: image ENV, then the kubelet's variables and the container's env."""
+        defined: dict[str, str] = dict(kubelet_env)
+        container_values: dict[str, str] = {}
+        for source in self.container.get("envFrom", []) or []:
+            prefix = source.get("prefix", "")
+            ref = source.get("secretRef") or source.get("configMapRef")
+            objects = self.secrets if "secretRef" in source else self.configmaps
+            obj = objects.get(ref["name"]) if ref else None
+            if obj is None:
+                raise SimError(f"envFrom {ref}: not rendered")
+            for key, value in (obj.get("data") or {}).items():
+                decoded = base64.b64decode(value).decode() if "secretRef" in source else str(value)
+                container_values[prefix + key] = decoded
+                defined[prefix + key] = decoded
+        for item in self.container.get("env", []) or []:
+            value = self.env_value(item, defined, pod)
+            container_values[item["name"]] = value
+            defined[item["name"]] = value
+        env = dict(image_env)
+        env.update(kubelet_env)
+        env.update(container_values)
+        return env
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
+    def selects(self, service: dict[str, Any]) -> bool:
+        """Whether `service`'s selector selects this template's pods."""
+        selector = service["spec"].get("selector") or {}
+        return bool(selector) and all(self.pod_labels.get(k) == v for k, v in selector.items())
+
+class ChartModel(PodTemplate):
+    """What a cluster takes from the rendered objects to run the StatefulSet's pods."""
+
+    def __init__(self, objects: list[dict[str, Any]], namespace: str, formation_secret: str) -> None:
+        sets = [o for o in objects if o.get("kind") == "StatefulSet"]
+        if len(sets) != 1:
+            raise SimError(f"expected one StatefulSet, the chart rendered {len(sets)}")
+        super().__init__(objects, namespace, sets[0])
+        self.statefulset = sets[0]
+        spec = self.statefulset["spec"]
+        self.pod_management = spec.get("podManagementPolicy", "OrderedReady")
+        self.service_name = spec.get("serviceName", "")
+        self.services = self.of("Service")
+        for required in ("broker", "sync"):
+            if required not in self.ports:
+                self.problems.append(f"the container has no port named {required!r} (ports: {self.ports})")
 
         # The governing headless Service.
         governing = [s for s in self.services if s["metadata"]["name"] == self.service_name]
@@ -514,48 +655,11 @@ class ChartModel:
             self.problems.append(f"the node's selector {DISCOVERY_SELECTOR} does not select the EndpointSlices of "
                                  f"Service {self.service_name} (labels {self.service_labels})")
 
-        # Service account token.
-        accounts = {o["metadata"]["name"]: o for o in of("ServiceAccount")}
-        automount = self.pod_spec.get("automountServiceAccountToken")
-        if automount is None:
-            automount = accounts.get(self.service_account, {}).get("automountServiceAccountToken", True)
-        self.automount = bool(automount)
-        if self.service_account != "default" and self.service_account not in accounts:
-            self.notes.append(f"ServiceAccount {self.service_account} is not rendered (assumed to exist)")
-
         # RBAC as the API double enforces it.
-        self.roles = {(o["metadata"].get("namespace", namespace), o["metadata"]["name"]): o for o in of("Role")}
-        self.cluster_roles = {o["metadata"]["name"]: o for o in of("ClusterRole")}
-        self.role_bindings = of("RoleBinding")
-        self.cluster_role_bindings = of("ClusterRoleBinding")
-
-        # Security context, user, volumes.
-        pod_sc = self.pod_spec.get("securityContext", {}) or {}
-        container_sc = self.container.get("securityContext", {}) or {}
-        self.run_as_user = container_sc.get("runAsUser", pod_sc.get("runAsUser"))
-        self.run_as_group = container_sc.get("runAsGroup", pod_sc.get("runAsGroup"))
-        self.run_as_non_root = container_sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot", False))
-        self.fs_group = pod_sc.get("fsGroup")
-        self.supplemental_groups = list(pod_sc.get("supplementalGroups", []) or [])
-        self.read_only_root = bool(container_sc.get("readOnlyRootFilesystem", False))
-        self.no_new_privs = container_sc.get("allowPrivilegeEscalation") is False
-        capabilities = container_sc.get("capabilities") or {}
-        drop = {c.upper().removeprefix("CAP_") for c in capabilities.get("drop") or []}
-        add = {c.upper().removeprefix("CAP_") for c in capabilities.get("add") or []}
-        # The container runtime's bounding set: its default set minus drop plus add.
-        self.capabilities = sorted(((set() if "ALL" in drop else set(RUNTIME_CAPABILITIES) - drop) | add))
-        if (container_sc.get("seccompProfile") or pod_sc.get("seccompProfile")):
-            self.notes.append("seccompProfile is not emulated")
-        self.volumes = {v["name"]: v for v in self.pod_spec.get("volumes", []) or []}
-        self.claim_templates = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", []) or []}
-        self.mounts = self.container.get("volumeMounts", []) or []
-        for mount in self.mounts:
-            if mount["name"] not in self.volumes and mount["name"] not in self.claim_templates:
-                self.problems.append(f"volumeMount {mount['name']} names no volume")
-            if mount.get("subPath") or mount.get("subPathExpr"):
-                self.problems.append(f"volumeMount {mount['name']} uses subPath (not emulated)")
-        limits = (self.container.get("resources") or {}).get("limits") or {}
-        self.memory_limit = parse_quantity(limits["memory"]) if "memory" in limits else None
+        self.roles = {(o["metadata"].get("namespace", namespace), o["metadata"]["name"]): o for o in self.of("Role")}
+        self.cluster_roles = {o["metadata"]["name"]: o for o in self.of("ClusterRole")}
+        self.role_bindings = self.of("RoleBinding")
+        self.cluster_role_bindings = self.of("ClusterRoleBinding")
 
         # The formation secret reaches the container unchanged.
         for item in self.container.get("env", []):
@@ -633,85 +737,13 @@ class ChartModel:
         return labels
 
     def selects_pods(self, service: dict[str, Any]) -> bool:
-        selector = service["spec"].get("selector") or {}
-        return bool(selector) and all(self.pod_labels.get(k) == v for k, v in selector.items())
+        return self.selects(service)
 
     def target_port(self, service_port: dict[str, Any]) -> int | None:
         target = service_port.get("targetPort", service_port.get("port"))
         if isinstance(target, str) and not target.isdigit():
             return self.ports.get(target)
         return int(target)
-
-    def env_value(self, item: dict[str, Any], defined: dict[str, str], pod: Pod | None) -> str:
-        name = item["name"]
-        if "valueFrom" not in item:
-            return expand_vars(str(item.get("value", "")), defined)
-        source = item["valueFrom"]
-        if "secretKeyRef" in source or "configMapKeyRef" in source:
-            is_secret = "secretKeyRef" in source
-            ref = source["secretKeyRef" if is_secret else "configMapKeyRef"]
-            objects = self.secrets if is_secret else self.configmaps
-            obj = objects.get(ref["name"])
-            kind = "Secret" if is_secret else "ConfigMap"
-            if obj is None:
-                raise SimError(f"env {name}: {kind} {ref['name']} is not rendered (CreateContainerConfigError)")
-            if is_secret and ref["key"] in (obj.get("data") or {}):
-                return base64.b64decode(obj["data"][ref["key"]]).decode()
-            if is_secret and ref["key"] in (obj.get("stringData") or {}):
-                return str(obj["stringData"][ref["key"]])
-            if not is_secret and ref["key"] in (obj.get("data") or {}):
-                return str(obj["data"][ref["key"]])
-            raise SimError(f"env {name}: {kind} {ref['name']} has no key {ref['key']!r}")
-        if "fieldRef" in source:
-            path = source["fieldRef"]["fieldPath"]
-            if pod is None:
-                return ""
-            values = {
-                "metadata.name": pod.name, "metadata.namespace": self.namespace, "metadata.uid": pod.uid,
-                "spec.nodeName": pod.node_name, "spec.serviceAccountName": self.service_account,
-                "status.podIP": pod.ip, "status.podIPs": pod.ip, "status.hostIP": pod.host_ip, "status.hostIPs": pod.host_ip,
-            }
-            if path in values:
-                return values[path]
-            match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-            if match:
-                source_map = self.pod_labels if match.group(1) == "labels" else self.pod_annotations
-                return str(source_map.get(match.group(2), ""))
-            raise SimError(f"env {name}: fieldRef {path} is not emulated")
-        if "resourceFieldRef" in source:
-            ref = source["resourceFieldRef"]
-            section, _, resource = ref["resource"].partition(".")
-            value = ((self.container.get("resources") or {}).get(section) or {}).get(resource)
-            if value is None:
-                raise SimError(f"env {name}: resourceFieldRef {ref['resource']} has no value")
-            divisor = parse_quantity(ref.get("divisor", "1"))
-            quantity = parse_quantity(value)
-            return str(int(-(-quantity // divisor)))
-        raise SimError(f"env {name}: valueFrom {list(source)} is not emulated")
-
-    def container_env(self, pod: Pod, kubelet_env: dict[str, str], image_env: dict[str, str]) -> dict[str, str]:
-        """The process environment: image ENV, then the kubelet's variables and the container's env."""
-        defined: dict[str, str] = dict(kubelet_env)
-        container_values: dict[str, str] = {}
-        for source in self.container.get("envFrom", []) or []:
-            prefix = source.get("prefix", "")
-            ref = source.get("secretRef") or source.get("configMapRef")
-            objects = self.secrets if "secretRef" in source else self.configmaps
-            obj = objects.get(ref["name"]) if ref else None
-            if obj is None:
-                raise SimError(f"envFrom {ref}: not rendered")
-            for key, value in (obj.get("data") or {}).items():
-                decoded = base64.b64decode(value).decode() if "secretRef" in source else str(value)
-                container_values[prefix + key] = decoded
-                defined[prefix + key] = decoded
-        for item in self.container.get("env", []) or []:
-            value = self.env_value(item, defined, pod)
-            container_values[item["name"]] = value
-            defined[item["name"]] = value
-        env = dict(image_env)
-        env.update(kubelet_env)
-        env.update(container_values)
-        return env
 
     def allowed(self, account: str, account_namespace: str, verb: str, namespace: str) -> bool:
         """Whether the rendered RBAC lets system:serviceaccount:<ns>:<account> <verb> endpointslices in `namespace`."""
@@ -746,6 +778,110 @@ class ChartModel:
             if bound(binding, None) and grants(self.cluster_roles.get(binding["roleRef"]["name"])):
                 return True
         return False
+
+
+class RelayModel(PodTemplate):
+    """The chart's relay (relay.enabled): the Deployment <fullname>-relay running `peat-mesh-node
+    relay`, its access-key Secret and its Service, checked against the nodes of the same render."""
+
+    def __init__(self, objects: list[dict[str, Any]], namespace: str, nodes: ChartModel, access_key: str) -> None:
+        relay_name = f"{nodes.name}-relay"
+        deployments = [o for o in objects if o.get("kind") == "Deployment" and o["metadata"]["name"] == relay_name]
+        if len(deployments) != 1:
+            names = [o["metadata"]["name"] for o in objects if o.get("kind") == "Deployment"]
+            raise SimError(f"expected the Deployment {relay_name}, the chart rendered Deployments {names}")
+        super().__init__(objects, namespace, deployments[0])
+        self.nodes = nodes
+        if self.replicas != 1:
+            self.notes.append(f"Deployment {self.name}: {self.replicas} replicas; one relay pod runs")
+        for required in ("relay", "http"):
+            if required not in self.ports:
+                self.problems.append(f"the relay container has no port named {required!r} (ports: {self.ports})")
+        env_items = self.container.get("env", []) or []
+        names = [i.get("name") for i in env_items]
+        # What reaches the relay: its access key, never the formation secret or the broker token.
+        for forbidden in ("PEAT_FORMATION_SECRET", "PEAT_BROKER_TOKEN", "PEAT_BROKER_TOKEN_FILE"):
+            if forbidden in names:
+                self.problems.append(f"the relay container sets {forbidden}")
+        if self.container.get("envFrom"):
+            self.problems.append("the relay container has envFrom (it could receive any key of that Secret/ConfigMap)")
+        node_secrets = {nodes.token_secret} | {ref["name"] for ref in self.secret_refs(nodes)}
+        used = {ref["name"] for ref in self.secret_refs(self)}
+        for volume in self.volumes.values():
+            if "secret" in volume:
+                used.add(volume["secret"].get("secretName", ""))
+            elif "projected" in volume or "configMap" in volume or "hostPath" in volume:
+                self.problems.append(f"the relay has a volume {volume['name']} ({list(volume)[-1]}) not given by relay.tls")
+        access_secret = f"{nodes.name}-relay-access-key"
+        for name in sorted(used & node_secrets - {access_secret}):
+            self.problems.append(f"the relay pod references the nodes' Secret {name}")
+        key_items = [i for i in env_items if i.get("name") == "PEAT_RELAY_ACCESS_KEY"]
+        if not key_items:
+            self.problems.append("the relay container sets no PEAT_RELAY_ACCESS_KEY")
+        else:
+            ref = (key_items[-1].get("valueFrom") or {}).get("secretKeyRef") or {}
+            if (ref.get("name"), ref.get("key")) != (access_secret, "relay-access-key"):
+                self.problems.append(f"PEAT_RELAY_ACCESS_KEY comes from {ref or key_items[-1]}, not Secret {access_secret} "
+                                     "key relay-access-key")
+            try:
+                if self.env_value(key_items[-1], {}, pod=None).strip() != access_key:
+                    self.problems.append("PEAT_RELAY_ACCESS_KEY in the relay container differs from relay.accessKey")
+            except SimError as error:
+                self.problems.append(str(error))
+        # The relay's listeners: its env against its container ports, the Service against both.
+        self.relay_port = self.ports.get("relay")
+        self.health_port = self.ports.get("http")
+        for variable, port in (("PEAT_RELAY_PORT", self.relay_port), ("PEAT_BROKER_PORT", self.health_port)):
+            items = [i for i in env_items if i.get("name") == variable]
+            value = items[-1].get("value") if items else None
+            if port is not None and str(value) != str(port):
+                self.problems.append(f"the relay's {variable} is {value!r}, not its container port {port}")
+        for kind, probe in self.probes.items():
+            if probe is not None and probe.port != self.health_port:
+                self.problems.append(f"the relay's {kind} probe is on port {probe.port}, not its health port {self.health_port}")
+        if self.automount:
+            self.problems.append("the relay pod mounts a service account token (it never talks to the API server)")
+        services = {s["metadata"]["name"]: s for s in self.of("Service")}
+        self.service = services.get(self.name)
+        if self.service is None:
+            self.problems.append(f"no Service {self.name} for the relay")
+        else:
+            port = next((p for p in self.service["spec"].get("ports", []) if p.get("name") == "relay"), None)
+            target = port.get("targetPort", port.get("port")) if port else None
+            if port is None:
+                self.problems.append(f"Service {self.name} has no port named relay")
+            elif (self.ports.get(target) if isinstance(target, str) else target) != self.relay_port:
+                self.problems.append(f"Service {self.name} port relay targets {target!r}, not the relay's container port")
+            if not self.selects(self.service):
+                self.problems.append(f"Service {self.name} selector {self.service['spec'].get('selector')} does not "
+                                     f"select the relay pods {self.pod_labels}")
+            if selector_matches(parse_selector(DISCOVERY_SELECTOR), ChartModel.slice_labels(self.service)):
+                self.problems.append(f"the node's discovery selector {DISCOVERY_SELECTOR} selects the EndpointSlices of "
+                                     f"Service {self.name}: the nodes would take the relay for a peer")
+        # Nothing of the nodes' selects the relay's pods, nothing of the relay's the nodes'.
+        for obj in objects:
+            kind, name = obj.get("kind"), obj["metadata"]["name"]
+            spec = obj.get("spec") or {}
+            selector = spec.get("selector")
+            if kind in ("StatefulSet", "PodDisruptionBudget"):
+                selector = (selector or {}).get("matchLabels")
+            elif kind == "NetworkPolicy":
+                selector = (spec.get("podSelector") or {}).get("matchLabels")
+            elif kind != "Service":
+                continue
+            if not selector:
+                continue
+            own = name.startswith(self.name)
+            other_labels = nodes.pod_labels if own else self.pod_labels
+            if all(other_labels.get(k) == v for k, v in selector.items()):
+                self.problems.append(f"{kind} {name} selects the {'node' if own else 'relay'} pods too ({selector})")
+        self.url = f"https://{self.name}.{namespace}.svc:{self.relay_port}"
+
+    @staticmethod
+    def secret_refs(template: PodTemplate) -> list[dict[str, Any]]:
+        """The secretKeyRefs of the template's container env."""
+        return [(i.get("valueFrom") or {})["secretKeyRef"] for i in template.container.get("env", []) or []
+                if "secretKeyRef" in (i.get("valueFrom") or {})]
 
 
 def expand_vars(text: str, defined: dict[str, str]) -> str:
@@ -1331,6 +1467,83 @@ class _APIHandler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_PATCH = do_DELETE = do_POST  # noqa: N815
 
 
+class ClusterDNS:
+    """The cluster DNS (CoreDNS's kubernetes plugin) for the pods' resolv.conf: UDP, A records of
+    `lookup(name)`, an empty answer for other types of a known name, NXDOMAIN for the rest (there
+    is no upstream offline)."""
+
+    def __init__(self, netns: str, address: str, lookup: Callable[[str], list[str] | None], log_path: str) -> None:
+        self.lookup = lookup
+        self.address = address
+        self.sock = in_netns(netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.25)
+        self.stopping = threading.Event()
+        self.log_file = open(log_path, "a", encoding="utf-8", buffering=1)
+        self.queries = 0
+        self.thread = threading.Thread(target=self._serve, name="cluster-dns", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+        self.log_file.close()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                query, client = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                answer = self.answer(query, client[0])
+            except (ValueError, IndexError) as error:
+                self.log_file.write(f"{now_rfc3339()} {client[0]}: malformed query ({error})\n")
+                continue
+            if answer:
+                try:
+                    self.sock.sendto(answer, client)
+                except OSError:
+                    pass
+
+    def answer(self, query: bytes, client: str) -> bytes:
+        ident, flags, questions = int.from_bytes(query[0:2], "big"), int.from_bytes(query[2:4], "big"), \
+            int.from_bytes(query[4:6], "big")
+        if flags & 0x8000 or questions != 1:
+            raise ValueError(f"flags {flags:#x}, {questions} questions")
+        labels, at = [], 12
+        while query[at]:
+            length = query[at]
+            if length & 0xC0:
+                raise ValueError("a compressed question name")
+            labels.append(query[at + 1:at + 1 + length].decode("ascii", "replace"))
+            at += 1 + length
+        question = query[12:at + 5]
+        qtype = int.from_bytes(query[at + 1:at + 3], "big")
+        name = ".".join(labels)
+        addresses = self.lookup(name)
+        self.queries += 1
+        records = b""
+        if addresses and qtype == 1:  # A
+            for address in addresses:
+                records += (b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + (5).to_bytes(4, "big")
+                            + (4).to_bytes(2, "big") + socket.inet_aton(address))
+        count = len(addresses) if addresses and qtype == 1 else 0
+        rcode = 3 if addresses is None else 0  # NXDOMAIN / NOERROR
+        self.log_file.write(f"{now_rfc3339()} {client} {name} type {qtype}: "
+                            f"{'NXDOMAIN' if rcode else (', '.join(addresses or []) or 'no records')}\n")
+        # QR, opcode and RD copied, AA, RA.
+        reply_flags = 0x8000 | (flags & 0x7900) | 0x0400 | 0x0080 | rcode
+        header = (ident.to_bytes(2, "big") + reply_flags.to_bytes(2, "big") + (1).to_bytes(2, "big")
+                  + count.to_bytes(2, "big") + bytes(4))
+        return header + question + records
+
+
 def make_pki(directory: str, address: str) -> tuple[str, str, str]:
     """A throwaway cluster CA and an API server certificate for `address` (openssl CLI)."""
     def openssl(*argv: str) -> None:
@@ -1381,6 +1594,9 @@ class Pod:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Secret volumes: volume name -> (its `secret` source, the kubelet-style directory on the host).
     secret_volumes: dict[str, tuple[dict[str, Any], Any]] = field(default_factory=dict)
+    # The pod template it runs (the StatefulSet's ChartModel, or the relay's Deployment).
+    template: Any = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -1433,7 +1649,39 @@ class Cluster:
         self.incarnations: dict[str, int] = {}
         self.kubelet_problems: list[str] = []
         self.api_netns = api.netns
+        self.dns_address = api.address  # the cluster DNS stand-in (ClusterDNS) listens next to the API double
+        # The Services the cluster DNS answers for: the rendered ones (more when another render joins).
+        self.services: dict[str, dict[str, Any]] = {s["metadata"]["name"]: s for s in model.services}
         os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+
+    def dns_lookup(self, name: str) -> list[str] | None:
+        """What CoreDNS answers for `name` (A records), None for NXDOMAIN: <service>.<ns>.svc.<domain>
+        gives the pod IPs of its endpoints (ready ones, all with publishNotReadyAddresses; a ClusterIP
+        Service answers them too, as there is no kube-proxy here to give it a virtual IP), and
+        <hostname>.<service>.<ns>.svc.<domain> a StatefulSet pod of its governing Service."""
+        suffix = f".svc.{CLUSTER_DOMAIN}"
+        name = name.lower().rstrip(".")
+        if not name.endswith(suffix):
+            return None
+        parts = name[:-len(suffix)].split(".")
+        if len(parts) == 2:
+            hostname, (service_name, namespace) = None, parts
+        elif len(parts) == 3:
+            hostname, service_name, namespace = parts
+        else:
+            return None
+        service = self.services.get(service_name)
+        if namespace != self.model.namespace or service is None:
+            return None
+        selector = service["spec"].get("selector") or {}
+        publish = bool(service["spec"].get("publishNotReadyAddresses", False))
+        pods = [p for p in list(self.pods.values())
+                if selector and all(p.labels.get(k) == v for k, v in selector.items())
+                and (p.ready or publish) and not p.deleting]
+        if hostname is not None:
+            pods = [p for p in pods if p.name == hostname and getattr(p.template, "service_name", "") == service_name]
+            return [p.ip for p in pods] or None
+        return [p.ip for p in pods]
 
     def kubelet_env(self, pod: Pod) -> dict[str, str]:
         host, port = self.api.address, str(self.api.port)
@@ -1446,45 +1694,97 @@ class Cluster:
             f"KUBERNETES_PORT_{port}_TCP_ADDR": host,
         }
 
-    def new_pod(self, ordinal: int, data_dir: str | None) -> Pod:
-        name = f"{self.model.name}-{ordinal}"
+    def new_pod(self, ordinal: int, data_dir: str | None, template: ChartModel | None = None) -> Pod:
+        """A StatefulSet pod <name>-<ordinal> (of `template`, the chart's StatefulSet by default)."""
+        template = template or self.model
+        name = f"{template.name}-{ordinal}"
         incarnation = self.incarnations.get(name, -1) + 1
         self.incarnations[name] = incarnation
+        if data_dir is None:
+            data_dir = os.path.join(self.run_dir, "volumes", f"data-{name}.{incarnation}")
+            self.make_volume_dir(data_dir, template.fs_group)
+        return self._pod(template, name, ordinal, incarnation, data_dir)
+
+    def new_deployment_pod(self, template: PodTemplate) -> Pod:
+        """A pod of a Deployment: <deployment>-<pod-template-hash>-<5 characters>, no ordinal, no data volume."""
+        alphabet = "bcdfghjklmnpqrstvwxz2456789"  # what the ReplicaSet controller's names are made of
+        template_hash = "".join(random.choices(alphabet, k=10))
+        name = f"{template.name}-{template_hash}-{''.join(random.choices(alphabet, k=5))}"
+        pod = self._pod(template, name, 0, 0, "")
+        pod.labels["pod-template-hash"] = template_hash
+        return pod
+
+    def _pod(self, template: PodTemplate, name: str, ordinal: int, incarnation: int, data_dir: str) -> Pod:
         ip = f"{self.network.subnet}.{self.next_host}"
         self.next_host += 1
         directory = os.path.join(self.run_dir, "pods", f"{name}.{incarnation}")
         os.makedirs(directory)
-        if data_dir is None:
-            data_dir = os.path.join(self.run_dir, "volumes", f"data-{name}.{incarnation}")
-            self.make_volume_dir(data_dir)
-        pod = Pod(name=name, ordinal=ordinal, incarnation=incarnation, uid=str(uuid.uuid4()), ip=ip,
-                  host_ip=self.api.address, node_name=f"pod-sim-node-{ordinal % 2}",
-                  netns=f"{self.network.prefix}-{name}-{incarnation}", directory=directory, data_dir=data_dir,
-                  log_path=os.path.join(self.run_dir, "logs", f"{name}.{incarnation}.log"))
-        return pod
+        return Pod(name=name, ordinal=ordinal, incarnation=incarnation, uid=str(uuid.uuid4()), ip=ip,
+                   host_ip=self.api.address, node_name=f"pod-sim-node-{ordinal % 2}",
+                   netns=f"{self.network.prefix}-{name}-{incarnation}", directory=directory, data_dir=data_dir,
+                   log_path=os.path.join(self.run_dir, "logs", f"{name}.{incarnation}.log"),
+                   template=template, labels=dict(template.pod_labels))
 
-    def make_volume_dir(self, path: str) -> None:
+    @staticmethod
+    def make_volume_dir(path: str, fs_group: int | None) -> None:
         """An empty volume as the kubelet prepares it: mode 0777, group fsGroup + setgid with fsGroup."""
         os.makedirs(path)
         os.chmod(path, 0o777)
-        if self.model.fs_group is not None:
-            os.chown(path, 0, int(self.model.fs_group))
+        if fs_group is not None:
+            os.chown(path, 0, int(fs_group))
             os.chmod(path, 0o2777)
 
-    def user(self) -> tuple[int, int]:
-        uid = self.model.run_as_user if self.model.run_as_user is not None else self.image.user
-        gid = self.model.run_as_group if self.model.run_as_group is not None else self.image.group
+    def user(self, template: PodTemplate) -> tuple[int, int]:
+        uid = template.run_as_user if template.run_as_user is not None else self.image.user
+        gid = template.run_as_group if template.run_as_group is not None else self.image.group
         return (int(uid) if uid is not None else 0, int(gid) if gid is not None else 0)
 
+    def groups(self, template: PodTemplate) -> list[int]:
+        return [int(g) for g in [template.fs_group, *template.supplemental_groups] if g is not None]
+
+    def etc_hosts(self, pod: Pod) -> str:
+        """/etc/hosts as the kubelet writes it (pod name, with subdomain for a StatefulSet pod; hostAliases)."""
+        template = pod.template
+        lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters"]
+        subdomain = getattr(template, "service_name", "")
+        if subdomain:
+            lines.append(f"{pod.ip}\t{pod.name}.{subdomain}.{template.namespace}.svc.{CLUSTER_DOMAIN}\t{pod.name}")
+        else:
+            lines.append(f"{pod.ip}\t{pod.name}")
+        if template.host_aliases:
+            lines.append("")
+            lines.append("# Entries added by HostAliases.")
+            lines += [f"{alias['ip']}\t" + "\t".join(alias.get("hostnames") or []) for alias in template.host_aliases]
+        return "\n".join(lines) + "\n"
+
+    def resolv_conf(self, pod: Pod) -> str:
+        """/etc/resolv.conf of dnsPolicy ClusterFirst: the cluster DNS (the stand-in) and the search path."""
+        namespace = pod.template.namespace
+        return (f"search {namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"
+                f"nameserver {self.dns_address}\noptions ndots:5\n")
+
+    def container_argv(self, template: PodTemplate) -> tuple[str, list[str]]:
+        """The binary's path in the image and its arguments, as the runtime combines the image's
+        ENTRYPOINT/CMD with the container's command/args (tini, when the entrypoint has it, is not run)."""
+        entry = list(self.image.entrypoint)
+        command = template.container.get("command")
+        args = template.container.get("args")
+        argv = (command if command else entry) + (args if args is not None else ([] if command else self.image.cmd))
+        binary_index = next((i for i, a in enumerate(argv) if os.path.basename(a) == "peat-mesh-node"), None)
+        if binary_index is None:
+            raise SimError(f"the {template.kind} {template.name} container command {argv} does not run peat-mesh-node")
+        return argv[binary_index], argv[binary_index + 1:]
+
     def start_pod(self, pod: Pod) -> None:
-        model = self.model
-        uid, gid = self.user()
+        model = pod.template
+        uid, gid = self.user(model)
         if model.run_as_non_root and uid == 0:
             raise SimError(f"{pod.name}: runAsNonRoot but the container would run as root (CreateContainerConfigError)")
         # The sandbox: network namespace and pod IP, then the endpoint (not ready yet).
         self.network.add_host(pod.netns, pod.ip)
         mounts: list[tuple[str, str, bool]] = []
-        groups = [g for g in [model.fs_group, *model.supplemental_groups] if g is not None]
+        groups = self.groups(model)
         if model.automount:
             sa_dir = os.path.join(pod.directory, "serviceaccount")
             os.makedirs(sa_dir)
@@ -1506,11 +1806,11 @@ class Cluster:
             elif "emptyDir" in source:
                 host = os.path.join(pod.directory, "volumes", mount["name"])
                 os.makedirs(os.path.dirname(host), exist_ok=True)
-                self.make_volume_dir(host)
+                self.make_volume_dir(host, model.fs_group)
             elif mount["name"] in model.claim_templates:
                 host = os.path.join(self.run_dir, "volumes", f"{mount['name']}-{pod.name}")
                 if not os.path.exists(host):
-                    self.make_volume_dir(host)
+                    self.make_volume_dir(host, model.fs_group)
             elif "secret" in source:
                 host = os.path.join(pod.directory, "volumes", mount["name"])
                 os.makedirs(os.path.dirname(host), exist_ok=True)
@@ -1522,15 +1822,15 @@ class Cluster:
             else:
                 raise SimError(f"volume {mount['name']} ({list(source)}) is not emulated")
             mounts.append((host, mount["mountPath"], bool(mount.get("readOnly", False))))
-        entry = list(self.image.entrypoint)
-        command = model.container.get("command")
-        args = model.container.get("args")
-        argv = (command if command else entry) + (args if args is not None else ([] if command else self.image.cmd))
-        binary_index = next((i for i, a in enumerate(argv) if os.path.basename(a) == "peat-mesh-node"), None)
-        if binary_index is None:
-            raise SimError(f"the container command {argv} does not run peat-mesh-node")
-        binary = argv[binary_index]
-        node_args = argv[binary_index + 1:]
+        # The files the kubelet gives every container (read-only with a read-only root, as containerd does).
+        for file_name, target, content in (("hosts", "/etc/hosts", self.etc_hosts(pod)),
+                                           ("resolv.conf", "/etc/resolv.conf", self.resolv_conf(pod))):
+            path = os.path.join(pod.directory, file_name)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            os.chmod(path, 0o644)
+            mounts.append((path, target, model.read_only_root))
+        binary, node_args = self.container_argv(model)
         q = shlex.quote
         script = ["set -e", f"hostname {q(pod.name)}"]
         if model.read_only_root:
@@ -1550,6 +1850,10 @@ class Cluster:
             # A bind mount inherits the source mount's flags (read-only after the loop above): set them.
             script.append(f"mount --bind {q(host)} {q(target)}")
             script.append(f"mount -o remount,bind,{'ro' if read_only else 'rw'} {q(target)}")
+        # The simulator's own directory (other pods' volumes and Secrets) is no part of a container:
+        # hidden under an empty read-only tmpfs where the pod's mounts leave it visible.
+        script.append(f"if [ -d {q(self.run_dir)} ]; then mount -t tmpfs -o ro,size=16k,mode=0755 pod-sim-hidden "
+                      f"{q(self.run_dir)}; fi")
         workdir = model.container.get("workingDir") or self.image.workdir
         script.append(f"cd {q(workdir)}")
         priv = ["setpriv", f"--reuid={uid}", f"--regid={gid}"]
@@ -1568,8 +1872,10 @@ class Cluster:
         pod.env = model.container_env(pod, self.kubelet_env(pod), self.image.env)
         pod.argv = ["ip", "netns", "exec", pod.netns, "unshare", "--mount", "--uts", "--propagation", "private",
                     "sh", "-c", "\n".join(script), "pod-sim", *node_args]
-        # The endpoint appears once the pod has an IP, before its container starts (not ready yet).
-        self.api.set_pod(PodState(pod.name, pod.ordinal, pod.uid, pod.ip, pod.node_name))
+        # The endpoint appears once the pod has an IP, before its container starts (not ready yet);
+        # the API double's slices are those of the StatefulSet's Services.
+        if isinstance(model, ChartModel):
+            self.api.set_pod(PodState(pod.name, pod.ordinal, pod.uid, pod.ip, pod.node_name))
         self.launch(pod)
         self.pods[pod.name] = pod
         self.history.append(pod)
@@ -1577,7 +1883,7 @@ class Cluster:
 
     def project_secret(self, pod: Pod, name: str, source: dict[str, Any], volume: Any) -> None:
         """Writes the Secret's current content into the pod's volume (the kubelet's atomic ..data swap)."""
-        secret = self.model.secrets.get(source.get("secretName", ""))
+        secret = pod.template.secrets.get(source.get("secretName", ""))
         if secret is None:
             raise SimError(f"{pod.name}: volume {name}: Secret {source.get('secretName')} is not rendered "
                            "(the pod would stay in ContainerCreating)")
@@ -1616,7 +1922,7 @@ class Cluster:
             return False
 
     def _kubelet(self, pod: Pod) -> None:
-        probes = self.model.probes
+        probes = pod.template.probes
 
         def fresh() -> dict[str, dict[str, float]]:
             return {kind: {"next": pod.started_at + p.initial_delay, "ok": 0, "bad": 0}
@@ -1689,7 +1995,7 @@ class Cluster:
             if pod.proc.poll() is None:
                 os.kill(pod.proc.pid, signal.SIGTERM)
             try:
-                status = pod.proc.wait(timeout=self.model.grace)
+                status = pod.proc.wait(timeout=pod.template.grace)
             except subprocess.TimeoutExpired:
                 os.kill(pod.proc.pid, signal.SIGKILL)
                 pod.proc.wait()
@@ -1748,6 +2054,11 @@ class Simulation:
         self.network: Network | None = None
         self.api: APIDouble | None = None
         self.cluster: Cluster | None = None
+        self.dns: ClusterDNS | None = None
+        self.values: dict[str, Any] = {}
+        self.formation_secret = ""
+        self.broker_tokens: set[str] = set()  # every broker token value a node had (for the relay's check)
+        self.image_binary = ""
         self.run_dir = ""
         self.created_dirs: list[str] = []
         self.started = time.monotonic()
@@ -1774,6 +2085,7 @@ class Simulation:
         formation_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         values = {"formationSecret": formation_secret, "replicaCount": REPLICAS}
         render = self.render or load_render()
+        self.values, self.formation_secret = values, formation_secret
         try:
             objects = render(values, name=RELEASE, namespace=NAMESPACE)
         except Exception as error:  # HelmRenderError and friends
@@ -1784,6 +2096,8 @@ class Simulation:
         except SimError as error:
             report.fail("chart", str(error))
             return
+        if model.token_secret:
+            self.broker_tokens.add(model.broker_token())
         image = ImageConfig.load(DOCKERFILE)
         kinds = sorted({o["kind"] for o in objects})
         report.note(f"rendered {len(objects)} objects ({', '.join(kinds)}) with replicaCount={REPLICAS} and a random formationSecret")
@@ -1834,7 +2148,8 @@ class Simulation:
         if os.path.dirname(image_binary) != "/usr/local/bin":
             binary_dir = os.path.join(image_root, os.path.dirname(image_binary).lstrip("/"))
             os.makedirs(binary_dir, exist_ok=True)
-        shutil.copy2(args.binary, os.path.join(binary_dir, "peat-mesh-node"))
+        self.image_binary = os.path.join(binary_dir, "peat-mesh-node")
+        shutil.copy2(args.binary, self.image_binary)
         build_dir = os.path.dirname(os.path.realpath(args.binary))
         for bundle in os.listdir(build_dir):
             if bundle.endswith(".resources"):  # looked up next to the executable, as the Dockerfile copies them
@@ -1870,6 +2185,12 @@ class Simulation:
                         "capability, which no unprivileged pod has")
         cluster = Cluster(model, image, self.network, self.api, self.run_dir, image_root, ca_path, data_path, extra, report)
         self.cluster = cluster
+        self.dns = ClusterDNS(api_netns, api_address, cluster.dns_lookup, os.path.join(self.run_dir, "logs", "dns.log"))
+        self.dns.start()
+        report.note(f"cluster DNS stand-in {api_address}:53/udp (<service>.<namespace>.svc.{CLUSTER_DOMAIN} → the pod IPs "
+                    f"of its endpoints, no ClusterIP); every pod gets the kubelet's /etc/hosts and a ClusterFirst "
+                    f"/etc/resolv.conf (search {NAMESPACE}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}, "
+                    "ndots:5); the simulator's directory is hidden in every pod")
 
         # Expected identities, as an operator predicts them with `peat-mesh-node identity`.
         def predict(pod: Pod) -> str:
@@ -2158,6 +2479,7 @@ class Simulation:
         # With a trailing newline, as `kubectl create secret --from-file` of `echo`'s output holds it:
         # the node trims it.
         model.set_secret_value(model.token_secret, model.token_key, f"{new}\n")
+        self.broker_tokens.add(new)
         swapped_at = time.monotonic()
         updated = cluster.sync_secret(model.token_secret)
         problems = [f"{pod.name}: its volume was not updated" for pod in pods if pod.name not in updated]
@@ -2204,6 +2526,9 @@ class Simulation:
                 problems.append(f"{pod.label}: exit {status} after {elapsed:.1f}s")
         report.check("shutdown", problems, f"every running pod exited 0 on SIGTERM within {model.grace:g}s")
 
+        # The chart's relay, with a StatefulSet of its own (its pods are in the checks below).
+        self.check_relay(cluster)
+
         # (e) logs.
         problems = []
         for pod in cluster.history:
@@ -2220,13 +2545,255 @@ class Simulation:
         report.check("probes", cluster.kubelet_problems + (self.hints() if cluster.kubelet_problems else []),
                      "no liveness/readiness failure or unexpected exit while running")
         if model.memory_limit:
-            problems = [f"{p.label}: peak RSS {p.peak_rss / 2**20:.0f} MiB over the {model.memory_limit / 2**20:.0f} MiB limit"
-                        for p in cluster.history if p.peak_rss and p.peak_rss > model.memory_limit]
-            peaks = [p.peak_rss for p in cluster.history if p.peak_rss]
-            detail = (f"peak RSS {max(peaks) / 2**20:.0f} MiB, limit {model.memory_limit / 2**20:.0f} MiB (not enforced)"
-                      if peaks else "no sample")
-            report.check("memory", problems, detail)
+            problems = [f"{p.label}: peak RSS {p.peak_rss / 2**20:.0f} MiB over the {p.template.memory_limit / 2**20:.0f} MiB limit"
+                        for p in cluster.history
+                        if p.peak_rss and p.template.memory_limit and p.peak_rss > p.template.memory_limit]
+            details = []
+            for template in {(p.template.kind, p.template.name): p.template for p in cluster.history}.values():
+                peaks = [p.peak_rss for p in cluster.history
+                         if (p.template.kind, p.template.name) == (template.kind, template.name) and p.peak_rss]
+                limit = f"limit {template.memory_limit / 2**20:.0f} MiB" if template.memory_limit else "no limit"
+                details.append(f"{template.kind} {template.name}: " + (f"peak RSS {max(peaks) / 2**20:.0f} MiB, {limit}"
+                                                                       if peaks else "no sample"))
+            report.check("memory", problems, "; ".join(details) + " (not enforced)")
         self.check_api_usage()
+
+    # -- the relay (relay.enabled)
+
+    def check_relay(self, cluster: Cluster) -> None:
+        """`helm install` with relay.enabled=true and the access key `peat-mesh-node relay-key`
+        derives: the relay pod (the rendered Deployment, on its own address) and the StatefulSet's
+        pods, whose PEAT_RELAY_URLS host the cluster DNS resolves to the relay pod. The relay's
+        probes answer on its health port; nothing of the formation secret or a broker token is in its
+        environment or files; every node's listen connection is admitted (Relay connected) and the
+        relay counts them (peat_relay_clients); the relay exits 0 on SIGTERM."""
+        report = self.report
+        assert self.api is not None
+        started = time.monotonic()
+        problems: list[str] = []
+        done = run([self.image_binary, "relay-key"], check=False,
+                   env={"PATH": "/usr/bin:/bin", "PEAT_FORMATION_SECRET": self.formation_secret})
+        access_key = done.stdout.strip()
+        if done.returncode != 0 or not re.fullmatch(r"[A-Za-z0-9+/]{43}=", access_key):
+            report.fail("relay", f"`peat-mesh-node relay-key` exited {done.returncode} and printed {done.stdout.strip()!r} "
+                        f"{done.stderr.strip()[-300:]!r}")
+            return
+        values = {**self.values, "relay": {"enabled": True, "accessKey": access_key}}
+        try:
+            objects = (self.render or load_render())(values, name=RELEASE, namespace=NAMESPACE)
+            nodes = ChartModel(objects, NAMESPACE, self.formation_secret)
+            relay = RelayModel(objects, NAMESPACE, nodes, access_key)
+        except SimError as error:
+            report.fail("relay", f"relay.enabled=true: {error}")
+            return
+        except Exception as error:  # HelmRenderError and friends
+            report.fail("relay", f"relay.enabled=true: render failed: {type(error).__name__}: {error}")
+            return
+        problems += nodes.problems + relay.problems
+        # Enabling the relay changes the nodes' pod template by PEAT_RELAY_URLS and nothing else.
+        urls = [i for i in nodes.container.get("env", []) if i.get("name") == "PEAT_RELAY_URLS"]
+        if not urls or urls[-1].get("value") != relay.url:
+            problems.append(f"the nodes' PEAT_RELAY_URLS is {urls[-1] if urls else None}, not {relay.url}")
+        base = self.api.model
+
+        def comparable(model: ChartModel) -> dict[str, Any]:
+            template = copy.deepcopy(model.statefulset["spec"]["template"])
+            annotations = template.get("metadata", {}).get("annotations") or {}
+            for key in [k for k in annotations if k.startswith("checksum/")]:
+                del annotations[key]
+            for container in template["spec"]["containers"]:
+                container["env"] = [i for i in container.get("env", []) if i.get("name") != "PEAT_RELAY_URLS"]
+            return template
+
+        if comparable(nodes) != comparable(base):
+            problems.append("with relay.enabled the StatefulSet's pod template changes beyond PEAT_RELAY_URLS")
+        for note in relay.notes:
+            report.note(note)
+        if problems:
+            report.fail("relay", "; ".join(problems))
+            return
+        report.note(f"relay: Deployment {relay.name} (args {relay.container.get('args')}, ports {relay.ports}, user "
+                    f"{relay.run_as_user}:{relay.run_as_group}, readOnlyRootFilesystem {relay.read_only_root}, "
+                    f"{len(relay.mounts)} volume mounts), access key from `peat-mesh-node relay-key` in Secret "
+                    f"{nodes.name}-relay-access-key; the nodes' PEAT_RELAY_URLS={relay.url}, resolved by the cluster DNS")
+
+        # The pods, as `helm install` starts them: the relay and the StatefulSet at once.
+        for service in relay.of("Service"):
+            cluster.services.setdefault(service["metadata"]["name"], service)
+        for mount in relay.mounts:
+            self.ensure_mount_point(mount["mountPath"])
+        relay_pod = cluster.new_deployment_pod(relay)
+        cluster.start_pod(relay_pod)
+        pods = [cluster.new_pod(i, None, nodes) for i in range(nodes.replicas)]
+        for pod in pods:
+            cluster.start_pod(pod)
+        everyone = [relay_pod, *pods]
+        if not wait_until(lambda: all(p.ready for p in everyone) or any(p.proc.poll() is not None for p in everyone), 60) \
+                or not all(p.ready for p in everyone):
+            report.fail("relay", "not ready within 60 s: " + ", ".join(
+                f"{p.label} ready={p.ready} exit={p.proc.poll()}" for p in everyone) + self.relay_log_hint(relay_pod))
+            self.stop_relay_pods(cluster, everyone)
+            return
+
+        # The probes as the kubelet sends them, on the health port.
+        for kind in ("readiness", "liveness", "startup"):
+            probe = relay.probes.get(kind)
+            if probe is None:
+                continue
+            try:
+                status, body = http_call(self.api.netns, relay_pod.ip, probe.port, "GET", probe.path,
+                                         timeout=max(probe.timeout, 2.0),
+                                         headers={"User-Agent": "kube-probe/1.30", "Accept": "*/*"})
+            except (OSError, http.client.HTTPException) as error:
+                problems.append(f"{relay_pod.label} {kind} probe GET {probe.path} :{probe.port}: {type(error).__name__}: {error}")
+                continue
+            if status != 200:
+                problems.append(f"{relay_pod.label} {kind} probe GET {probe.path} :{probe.port}: {status} {body[:160]!r}")
+
+        # Neither the formation secret nor a broker token reaches the relay.
+        problems += self.relay_secrets_problems(relay_pod, nodes)
+
+        # Every node's listen connection admitted, and counted by the relay.
+        def connected() -> list[str]:
+            return [p.label for p in pods
+                    if not re.search(rf"Relay connected relay={re.escape(relay.url)}(\s|$)", p.log_text(), re.M)]
+
+        wait_until(lambda: not connected(), 20, 0.25)
+        missing = connected()
+        for label in missing:
+            pod = next(p for p in pods if p.label == label)
+            tried = [parse_log_line(line)[1][:200] for line in pod.log_text().splitlines() if "Relay " in line][-2:]
+            problems.append(f"{label} logged no 'Relay connected relay={relay.url}'" + (f" (last: {tried})" if tried else ""))
+        # The StatefulSet and the relay start together; the relay's name resolves once it is ready.
+        unreachable = sum(1 for p in pods if "Relay unreachable" in p.log_text())
+        clients: list[float | None] = [None]
+
+        def counted() -> bool:
+            clients[0] = self.relay_metric(relay_pod, relay.health_port, "peat_relay_clients")
+            return clients[0] == len(pods)
+
+        if not missing and not wait_until(counted, 10, 0.25):
+            problems.append(f"{relay_pod.label} /metrics: peat_relay_clients {clients[0]}, expected {len(pods)} (the node pods)")
+        refused = [line for line in relay_pod.log_text().splitlines() if "Relay refused a client" in line]
+        for pod in pods:
+            text = pod.log_text()
+            first = text.find("Relay connected")
+            if first >= 0 and "Relay disconnected" in text[first:]:
+                problems.append(f"{pod.label} logged Relay disconnected while the relay was running")
+            if first >= 0 and "Relay unreachable" in text[first:]:
+                problems.append(f"{pod.label} logged Relay unreachable after Relay connected while the relay was running")
+        if refused:
+            problems.append(f"{relay_pod.label} refused {len(refused)} client(s): {refused[0][:300]}")
+            self.print_log(relay_pod)
+
+        # SIGTERM with the nodes still attached, then the nodes.
+        status, elapsed, exited_before = cluster.delete_pod(relay_pod)
+        if exited_before or status != 0 or elapsed > relay.grace:
+            how = "had already exited" if exited_before else (
+                f"exited with {status}" if status is not None else "was killed after the grace period")
+            problems.append(f"{relay_pod.label} {how} on SIGTERM ({elapsed:.1f}s, grace {relay.grace:g}s)")
+        for needle in ("Received SIGTERM", "peat-mesh-node relay stopped"):
+            if needle not in relay_pod.log_text():
+                problems.append(f"{relay_pod.label} did not log {needle!r}")
+        for pod in pods:
+            pod_status, pod_elapsed, pod_exited = cluster.delete_pod(pod)
+            if not pod_exited and (pod_status != 0 or pod_elapsed > nodes.grace):
+                problems.append(f"{pod.label}: exit {pod_status} after {pod_elapsed:.1f}s on SIGTERM")
+        if problems and not refused:
+            problems += [f"relay log: {line}" for line in self.relay_log_hint(relay_pod, raw=True)]
+        uid, gid = cluster.user(relay)
+        report.check("relay", problems,
+                     f"relay.enabled with the `relay-key` access key: {relay_pod.name} {relay_pod.ip} "
+                     f"({uid}:{gid}, {'read-only' if relay.read_only_root else 'writable'} root, no service account token) "
+                     f"probes {', '.join(p.path for p in relay.probes.values() if p)} 200 on :{relay.health_port}; "
+                     "no formation secret or broker token in its environment or files; "
+                     f"{len(pods)} nodes logged Relay connected relay={relay.url} (DNS → {relay_pod.ip}"
+                     + (f"; {unreachable} first logged Relay unreachable, the relay not ready yet" if unreachable else "")
+                     + f"), peat_relay_clients {len(pods)}; exit {status} on SIGTERM after {elapsed:.2f}s; "
+                     f"{time.monotonic() - started:.1f}s")
+
+    def relay_metric(self, pod: Pod, port: int | None, name: str) -> float | None:
+        assert self.api is not None
+        try:
+            status, body = http_call(self.api.netns, pod.ip, int(port or 0), "GET", "/metrics",
+                                     headers={"Accept": "text/plain"})
+        except (OSError, http.client.HTTPException):
+            return None
+        if status != 200:
+            return None
+        match = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", body.decode("utf-8", "replace"), re.M)
+        return float(match.group(1)) if match else None
+
+    def relay_secrets_problems(self, pod: Pod, nodes: ChartModel) -> list[str]:
+        """The relay's environment (as given and as the process holds it) and the files it can read
+        where anything came from the simulator hold no formation secret and no broker token."""
+        assert pod.proc is not None
+        problems: list[str] = []
+        tokens = self.broker_tokens | ({nodes.broker_token()} if nodes.token_secret else set())
+        sensitive = [("the formation secret", self.formation_secret), *(("a broker token", t) for t in sorted(tokens))]
+        try:
+            with open(f"/proc/{pod.proc.pid}/environ", "rb") as handle:
+                held = dict(item.split("=", 1) for item in handle.read().decode("utf-8", "replace").split("\0") if "=" in item)
+        except OSError as error:
+            problems.append(f"cannot read the relay process' environment: {error}")
+            held = {}
+        if held and "PEAT_RELAY_ACCESS_KEY" not in held:
+            problems.append(f"/proc/{pod.proc.pid}/environ is not the relay's (no PEAT_RELAY_ACCESS_KEY)")
+        for origin, env in (("its container environment", pod.env), ("its process environment", held)):
+            for name, value in env.items():
+                if name in ("PEAT_FORMATION_SECRET", "PEAT_BROKER_TOKEN", "PEAT_BROKER_TOKEN_FILE"):
+                    problems.append(f"{pod.label}: {origin} has {name}")
+                for what, secret in sensitive:
+                    if secret and secret in value:
+                        problems.append(f"{pod.label}: {origin} holds {what} (in {name})")
+        # Its files: what the kubelet and its volumes give it, the service-account and the nodes'
+        # mount points, and the simulator's directory (which must be hidden), read as its user.
+        uid, gid = self.cluster.user(pod.template) if self.cluster else (0, 0)
+        groups = self.cluster.groups(pod.template) if self.cluster else []
+        paths = sorted({"/etc/hosts", "/etc/resolv.conf", SA_MOUNT, self.run_dir,
+                        *(m["mountPath"] for m in pod.template.mounts),
+                        *(m["mountPath"] for m in nodes.mounts if m["mountPath"] not in ("/tmp", "/"))})
+        enter = ["nsenter", f"--target={pod.proc.pid}", "--mount", "--", "setpriv", f"--reuid={uid}", f"--regid={gid}",
+                 f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"]
+        patterns = "\n".join(s for _, s in sensitive if s) + "\n"
+        try:
+            found = subprocess.run([*enter, "grep", "-rlsF", "-f", "-", "--", *paths], input=patterns,
+                                   capture_output=True, text=True, timeout=30)
+            listing = subprocess.run([*enter, "ls", "-A", self.run_dir], capture_output=True, text=True, timeout=10)
+            # The same reading finds what is there: its own name in its /etc/hosts.
+            control = subprocess.run([*enter, "grep", "-rlsF", "-f", "-", "--", *paths], input=pod.name + "\n",
+                                     capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return problems + [f"{pod.label}: reading its files timed out"]
+        if control.returncode != 0 or control.stdout.split() != ["/etc/hosts"]:
+            problems.append(f"{pod.label}: reading its files as its user in its mount namespace does not work: "
+                            f"exit {control.returncode} {(control.stdout + control.stderr).strip()[:200]!r}")
+        if found.returncode == 0:
+            problems.append(f"{pod.label} can read a secret in {', '.join(found.stdout.split()[:5])}")
+        elif found.returncode != 1 and not found.stdout and found.stderr.strip():
+            problems.append(f"{pod.label}: grep in its mount namespace: {found.stderr.strip()[:200]}")
+        if listing.returncode != 0 or listing.stdout.strip():
+            problems.append(f"{pod.label} sees the simulator's directory {self.run_dir}: "
+                            f"{(listing.stdout or listing.stderr).split()[:5]}")
+        return problems
+
+    def relay_log_hint(self, pod: Pod, raw: bool = False) -> Any:
+        lines = [line for line in pod.log_text().splitlines()
+                 if parse_log_line(line)[0] in ("WARNING", "WARN", "ERROR", "CRITICAL") or parse_log_line(line)[0] is None]
+        lines = [line.strip()[:300] for line in lines][-3:]
+        return lines if raw else (f"; relay log: {lines}" if lines else "")
+
+    @staticmethod
+    def print_log(pod: Pod) -> None:
+        print(f"---- log of {pod.label}", file=sys.stderr)
+        for line in pod.log_text().splitlines()[-40:]:
+            print(f"   {line}", file=sys.stderr)
+
+    @staticmethod
+    def stop_relay_pods(cluster: Cluster, pods: list[Pod]) -> None:
+        for pod in pods:
+            if pod.name in cluster.pods:
+                cluster.delete_pod(pod)
 
     # -- checks
 
@@ -2358,7 +2925,7 @@ class Simulation:
         for key in ("tls_handshake_failures", "unauthorized", "forbidden", "not_found"):
             if stats.get(key):
                 problems.append(f"{stats[key]} {key.replace('_', ' ')}")
-        incarnations = len(self.cluster.history)
+        incarnations = sum(1 for pod in self.cluster.history if pod.token)  # the pods with a service account token
         if stats.get("lists", 0) < incarnations:
             problems.append(f"{stats.get('lists', 0)} lists for {incarnations} pod incarnations")
         known = {str(e.rv) for e in api.history} | api.list_versions
@@ -2399,6 +2966,8 @@ class Simulation:
             self.cluster.kill_all()
         if self.api is not None:
             self.api.stop()
+        if self.dns is not None:
+            self.dns.stop()
         if self.network is not None:
             self.network.cleanup()
         if self.report.failed and self.cluster is not None and not self.args.keep_logs:
@@ -2430,7 +2999,7 @@ def main(argv: list[str] | None = None, render: Callable[..., list[dict[str, Any
     if os.geteuid() != 0:
         print("pod_sim.py: needs root (network namespaces, bind mounts, setns); run it with sudo", file=sys.stderr)
         return 2
-    tools = ("ip", "unshare", "openssl", "setpriv", "mount", "hostname", "awk", "sh")
+    tools = ("ip", "unshare", "nsenter", "openssl", "setpriv", "mount", "hostname", "awk", "sh", "grep")
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         print(f"pod_sim.py: missing tools: {', '.join(missing)} (iproute2, util-linux, openssl)", file=sys.stderr)
