@@ -312,6 +312,7 @@ if Context.environment["PEAT_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("FuzzFrameDecoder", ["PeatTransport", .product(name: "NIOCore", package: "swift-nio")]),
         ("FuzzFormationHandshake", ["PeatTransport", "PeatIdentity"]),
+        ("FuzzRelayFrame", ["PeatTransport", "PeatIdentity", .product(name: "NIOCore", package: "swift-nio")]),
         ("FuzzMeshMessage", ["PeatMesh", "PeatFuzzMeshSupport"]),
         ("FuzzSyncSession", ["PeatMesh", "PeatFuzzMeshSupport"]),
         ("FuzzChangeBatch", ["PeatCRDT", "PeatFuzzCRDTSupport"]),

@@ -22,11 +22,12 @@ declare -A MAX_LEN=(
     [FuzzFrameDecoder]=4096 [FuzzFormationHandshake]=1024 [FuzzMeshMessage]=4096 [FuzzSyncSession]=16384
     [FuzzChangeBatch]=8192 [FuzzLZCompression]=4096 [FuzzSavedDocument]=8192 [FuzzSnapshot]=4096
     [FuzzSyncMessage]=16384 [FuzzVersionVector]=1024 [FuzzDNSMessage]=2048 [FuzzWatchEvent]=8192
-    [FuzzEndpointSlice]=4096
+    [FuzzEndpointSlice]=4096 [FuzzRelayFrame]=2048
 )
 TARGETS=(
     FuzzFrameDecoder FuzzFormationHandshake FuzzMeshMessage FuzzSyncSession FuzzChangeBatch FuzzLZCompression
     FuzzSavedDocument FuzzSnapshot FuzzSyncMessage FuzzVersionVector FuzzDNSMessage FuzzWatchEvent FuzzEndpointSlice
+    FuzzRelayFrame
 )
 # libFuzzer handles crashes itself: no Swift backtracer in between.
 export SWIFT_BACKTRACE=enable=no

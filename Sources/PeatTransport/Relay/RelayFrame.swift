@@ -124,7 +124,7 @@ public enum RelayIntent: Sendable, Hashable {
         }
     }
 
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         switch self {
         case .listen: [code]
         case .connect(let target, let token): [code] + target.rawRepresentation + token
@@ -132,7 +132,7 @@ public enum RelayIntent: Sendable, Hashable {
         }
     }
 
-    init?(decoding bytes: ArraySlice<UInt8>) {
+    package init?(decoding bytes: ArraySlice<UInt8>) {
         guard let code = bytes.first else { return nil }
         let data = bytes.dropFirst()
         switch code {
