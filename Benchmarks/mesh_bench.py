@@ -720,7 +720,7 @@ def bench_relay(ctx, writes, clients, visible_timeout=10.0):
         ctx.summary.append(f"relay    3 nodes x {writes}: p99 {relay_p99:.1f} ms relayed vs {direct_p99:.1f} ms direct "
                            f"= {ratio:.2f}x (goal <= 2x) {verdict(ratio <= 2.0)}")
         # Memory per idle client: the relay's RSS before and while `clients` devices hold a listen connection.
-        bench_bin = os.path.join(os.path.dirname(ctx.binary), "..", "..", "Benchmarks", ".build", "release", "peat-bench")
+        bench_bin = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".build", "release", "peat-bench")
         bench_bin = os.environ.get("PEAT_BENCH_BINARY", bench_bin)
         if not os.access(bench_bin, os.X_OK):
             raise BenchError(f"no peat-bench at {bench_bin} (cd Benchmarks && swift build -c release, or PEAT_BENCH_BINARY)")

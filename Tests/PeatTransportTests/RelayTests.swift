@@ -344,6 +344,42 @@ struct RelayTests {
         }
     }
 
+    @Test func byteBucketsPauseTheReaderForTheDeficitOnly() {
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var bucket = ByteBucket(rate: 1000, burst: 2000, now: start)
+        #expect(bucket.spend(2000, now: start) == nil, "a full burst passes")
+        #expect(bucket.spend(500, now: start) == .milliseconds(500), "500 bytes over at 1000 B/s: half a second")
+        #expect(bucket.pause(now: start + .milliseconds(250)) == .milliseconds(250))
+        #expect(bucket.pause(now: start + .milliseconds(500)) == nil)
+        #expect(bucket.spend(100, now: start + .seconds(10)) == nil, "refilled, but never past the burst")
+        #expect(bucket.spend(1900, now: start + .seconds(10)) == nil)
+        #expect(bucket.spend(1, now: start + .seconds(10)) != nil)
+    }
+
+    @Test func aDeviceGetsNoMoreConnectionsThanItsCap() async throws {
+        let relay = try Self.relay { $0.maximumConnectionsPerClient = 2 }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await relay.run() }
+            let url = RelayURL(host: "127.0.0.1", port: try await relay.listeningAddress().port)
+            let alpha = try Self.relayed("alpha", relay: url)
+            let beta = try Self.relayed("beta", relay: url)
+            let gamma = try Self.relayed("gamma", relay: url)
+            try await TransportHarness.running([alpha, beta, gamma]) {
+                try await TransportHarness.eventually { [alpha, beta, gamma].allSatisfy { $0.listeningRelays == [url] } }
+                // alpha: its listen connection + one session = 2, the cap.
+                _ = try await alpha.connectTLS(through: url, to: beta.localIdentity.deviceID)
+                do {
+                    _ = try await alpha.connectTLS(through: url, to: gamma.localIdentity.deviceID)
+                    Issue.record("a third connection of one device was admitted")
+                } catch let error as TransportError {
+                    #expect(error.code == .relayRefused && error.message.contains("limitReached"))
+                }
+                #expect(alpha.activeConnections.count == 1)
+            }
+            group.cancelAll()
+        }
+    }
+
     @Test func relayURLsParseLikeHTTPSURLs() throws {
         #expect(try RelayURL(parsing: "https://relay.example") == RelayURL(host: "relay.example", port: 443))
         #expect(try RelayURL(parsing: "HTTPS://relay:3340/") == RelayURL(host: "relay", port: 3340))

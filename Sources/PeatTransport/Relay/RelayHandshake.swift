@@ -158,9 +158,10 @@ package struct RelayClientHandshake {
         return false
     }
 
-    /// The first frame, sent once the upgrade succeeded.
+    /// The first frame, sent once the upgrade succeeded (a later call returns it again and changes
+    /// nothing: the handshake never starts over).
     package mutating func start() -> RelayFrame {
-        state = .awaitingServerHello
+        if case .start = state { state = .awaitingServerHello }
         return RelayFrame(kind: .clientHello, payload: [RelayProtocol.version] + nonce)
     }
 

@@ -48,7 +48,7 @@ extension TLSSyncTransport {
     /// Keeps a listen connection to `relay` until the task is cancelled, redialling with backoff.
     func listen(on relay: RelayURL) async {
         var backoff = configuration.relayBackoff
-        var failures = 0
+        var lastFailure: TransportError.Code?
         while !Task.isCancelled {
             do {
                 let client = try relayClient()
@@ -59,20 +59,20 @@ extension TLSSyncTransport {
                         Task { await self.accept(from: relay, device: device, token: token) }
                     }, onChannel: { self.track($0) })
                 backoff.reset()
-                failures = 0
+                lastFailure = nil
                 state.withLockedValue { _ = $0.listeningRelays.insert(relay) }
                 logger.info("Relay connected", metadata: ["relay": "\(relay)"])
                 try? await channel.closeFuture.get()
                 state.withLockedValue { _ = $0.listeningRelays.remove(relay) }
                 if !Task.isCancelled { logger.info("Relay disconnected", metadata: ["relay": "\(relay)"]) }
             } catch {
-                failures += 1
                 let failure = error as? TransportError ?? TransportError(code: .connectFailed, message: "relay \(relay) failed", cause: error)
-                // The first failure of a series is a warning, the rest debug (a relay down for an hour
-                // is one line, not one per attempt).
+                // A warning when the reason changes (not yet listening, then a relay of another
+                // formation), debug while it stays the same: a relay down for an hour is one line.
                 var metadata: Logger.Metadata = ["relay": "\(relay)", "reason": "\(failure.code)", "detail": "\(failure.message)"]
                 if let cause = failure.cause { metadata["cause"] = "\(cause)" }
-                logger.log(level: failures == 1 ? .warning : .debug, "Relay unreachable", metadata: metadata)
+                logger.log(level: failure.code == lastFailure ? .debug : .warning, "Relay unreachable", metadata: metadata)
+                lastFailure = failure.code
             }
             do {
                 try await Task.sleep(for: backoff.nextDelay())
