@@ -42,15 +42,19 @@ final class MeshCluster: @unchecked Sendable {
     let sites: [Int]?
     /// The relay every node keeps a connection to.
     let relay: RelayURL?
+    /// The port a node lists cross-site peers at (nothing listens there unless a test puts a proxy
+    /// there, which makes the direct path appear).
+    let crossSitePort: Int
 
     init(
         size: Int, secret: FormationSecret = .generate(), antiEntropy: Duration = .seconds(5), compaction: CompactionConfiguration = .init(),
         cacheSize: Int = 2048, clock: (any Clock<Duration>)? = nil, metrics: @escaping @Sendable (Int) -> (any MetricsFactory)? = { _ in nil },
-        sites: [Int]? = nil, relay: RelayURL? = nil
+        sites: [Int]? = nil, relay: RelayURL? = nil, crossSitePort: Int = 9
     ) async throws {
         self.size = size
         self.sites = sites
         self.relay = relay
+        self.crossSitePort = crossSitePort
         self.metrics = metrics
         self.clock = clock
         self.cacheSize = cacheSize
@@ -71,8 +75,8 @@ final class MeshCluster: @unchecked Sendable {
     func start(_ i: Int, secret: FormationSecret? = nil) async throws {
         let store = try LMDBDocumentStore(path: dataDirectory(i))
         let peers = (0..<size).filter { $0 != i }.map { j in
-            // Port 9 (discard) on a node's own loopback address: nothing listens, a dial is refused at once.
-            StaticDiscovery.Peer(nodeID: Self.nodeID(j), host: host(j), port: sites.map { $0[i] == $0[j] } ?? true ? Self.port : 9)
+            // By default port 9 (discard) on the peer's loopback address: nothing listens, a dial is refused at once.
+            StaticDiscovery.Peer(nodeID: Self.nodeID(j), host: host(j), port: sites.map { $0[i] == $0[j] } ?? true ? Self.port : crossSitePort)
         }
         var transport = TLSSyncTransport.Configuration()
         if let relay {
@@ -97,6 +101,7 @@ final class MeshCluster: @unchecked Sendable {
                 $0.documentCacheSize = cacheSize
                 $0.identityCheckedSources = ["static"]
                 $0.reconnectBackoff = .init(initial: .milliseconds(50), maximum: .milliseconds(500))
+                $0.directProbeBackoff = .init(initial: .milliseconds(200), maximum: .milliseconds(500))
                 if manual { $0.pushDelay = .zero }
             }
             .logger(logger)

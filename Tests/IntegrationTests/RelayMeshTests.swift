@@ -40,6 +40,82 @@ struct RelayMeshTests {
         }
     }
 
+    /// A TCP forwarder (Python, standard library) from `listen` to `target`, until terminated.
+    static func proxy(from listen: [(String, Int)], to targets: [(String, Int)]) throws -> Process {
+        let pairs = zip(listen, targets).map { "(\"\($0.0)\", \($0.1), \"\($1.0)\", \($1.1))" }.joined(separator: ", ")
+        let script = """
+            import signal, socket, threading
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a test process may have left it ignored
+            def pump(a, b):
+                try:
+                    while True:
+                        data = a.recv(65536)
+                        if not data: break
+                        b.sendall(data)
+                except OSError: pass
+                for s in (a, b):
+                    try: s.shutdown(socket.SHUT_RDWR)
+                    except OSError: pass
+            def serve(host, port, to_host, to_port):
+                server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                server.bind((host, port)); server.listen(64)
+                while True:
+                    client, _ = server.accept()
+                    upstream = socket.create_connection((to_host, to_port))
+                    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+                    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+            for args in [\(pairs)]:
+                threading.Thread(target=serve, args=args, daemon=True).start()
+            print("proxying", flush=True)
+            threading.Event().wait()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        _ = output.fileHandleForReading.availableData  // "proxying": listening
+        return process
+    }
+
+    static func stop(_ proxy: Process?) {
+        guard let proxy, proxy.isRunning else { return }
+        kill(proxy.processIdentifier, SIGKILL)
+        proxy.waitUntilExit()
+    }
+
+    @Test func aRelayedSessionMovesToTheDirectPathOnceItWorks() async throws {
+        let secret = FormationSecret.generate()
+        let relay = RunningRelay(secret: secret)
+        try await relay.start()
+        let crossSitePort = Int.random(in: 20_000...29_999)
+        let cluster = try await MeshCluster(size: 2, secret: secret, sites: [0, 1], relay: relay.url, crossSitePort: crossSitePort)
+        var proxy: Process?
+        do {
+            try await cluster.waitConnected()
+            #expect(cluster.mesh(0).peers().first?.path == .relay(relay.url))
+            // The direct path appears: each node's listed address now reaches the other's listener.
+            proxy = try Self.proxy(
+                from: [(cluster.host(0), crossSitePort), (cluster.host(1), crossSitePort)],
+                to: [(cluster.host(0), MeshCluster.port), (cluster.host(1), MeshCluster.port)])
+            try await waitUntil("the session moved to the direct path", timeout: .seconds(60)) {
+                cluster.mesh(0).peers().first?.path == .direct && cluster.mesh(1).peers().first?.path == .direct
+            }
+            #expect(cluster.mesh(0).peers().filter(\.connected).count == 1, "one session, not two")
+            try await cluster.mesh(1).put("commands", "after-move", ["n": .int(1)])
+            try await cluster.waitValue("commands", "after-move", equals: ["n": .int(1)])
+        } catch {
+            Self.stop(proxy)
+            await cluster.shutdown()
+            await relay.stop()
+            throw error
+        }
+        Self.stop(proxy)
+        await cluster.shutdown()
+        await relay.stop()
+    }
+
     @Test func crossSitePeersSyncThroughTheRelayAndSameSitePeersDirectly() async throws {
         let secret = FormationSecret.generate()
         let relay = RunningRelay(secret: secret)

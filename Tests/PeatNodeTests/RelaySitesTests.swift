@@ -169,6 +169,6 @@ struct RelaySitesTests {
         try Self.waitUntil("the write made during the outage reaches site B") {
             try Self.curl(sites.b, "GET", "http://\(b):8081/api/v1/documents/commands/during-outage").0 == 200
         }
-        #expect(try paths(sites.b, 8081).count == 2)
+        try Self.waitUntil("site B connected to both site-A nodes again") { try paths(sites.b, 8081).count == 2 }
     }
 }
