@@ -9,6 +9,7 @@ import PeatStorage
 import PeatTestSupport
 import PeatTransport
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// N in-process mesh nodes with LMDB stores in a temporary directory and real TLS, each listening on
@@ -61,10 +62,21 @@ final class MeshCluster: @unchecked Sendable {
         self.secret = secret
         self.antiEntropy = antiEntropy
         self.compaction = compaction
-        subnet = Int.random(in: 1...250)
+        subnet = Self.nextSubnet()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("peat-cluster-\(UUID().uuidString)")
         nodes = Array(repeating: nil, count: size)
         for i in 0..<size { try await start(i) }
+    }
+
+    /// Suites run in parallel: each cluster of this process gets its own 127.20.<subnet>.x (a random
+    /// start, then the next one), so two clusters never try to bind the same addresses.
+    private static let subnets = Mutex(Int.random(in: 0..<250))
+
+    static func nextSubnet() -> Int {
+        subnets.withLock { last in
+            last = (last + 1) % 250
+            return last + 1
+        }
     }
 
     static func nodeID(_ i: Int) -> String { "node-\(i)" }
