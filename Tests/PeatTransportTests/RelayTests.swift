@@ -206,7 +206,7 @@ struct RelayTests {
                 let reply = try await withThrowingTaskGroup(of: [UInt8]?.self) { frames in
                     frames.addTask {
                         try await inbound.withFrames { incoming, outgoing in
-                            var iterator = incoming.makeAsyncIterator()
+                            let iterator = incoming.makeAsyncIterator()
                             let first = try await iterator.next()
                             try await outgoing.send(Array((first ?? []).reversed()))
                             return try await iterator.next()
@@ -214,7 +214,7 @@ struct RelayTests {
                     }
                     let answer = try await outbound.withFrames { incoming, outgoing in
                         try await outgoing.send([1, 2, 3])
-                        var iterator = incoming.makeAsyncIterator()
+                        let iterator = incoming.makeAsyncIterator()
                         return try await iterator.next()
                     }
                     await outbound.close()
