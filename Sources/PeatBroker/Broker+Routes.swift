@@ -75,8 +75,7 @@ extension Broker {
 
         // Probes and identity are answered from memory; writes, listings and peer queries get a deadline.
         router.get("/api/v1/health") { _, _ in
-            let info = await state.nodeInfo()
-            return jsonResponse(JSONValue.object(["status": .string("healthy"), "node_id": .string(info.nodeID)]))
+            healthResponse(nodeID: await state.nodeInfo().nodeID)
         }
         router.get("/api/v1/ready") { _, _ in
             let readiness = await state.readiness()
@@ -179,9 +178,7 @@ extension Broker {
             metrics.snapshot(
                 peersKnown: peers.count, peersConnected: peers.filter(\.connected).count, webSocketClients: hub.clientCount,
                 store: store)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            return metricsResponse(registry)
         }
     }
 

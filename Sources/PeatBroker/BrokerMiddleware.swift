@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Prometheus
 
 /// Turns every failure into `{"error": "...", "status": N}` (unknown routes included), records
 /// request metrics, and never lets an unexpected error escape as a crash or an HTML page.
@@ -90,4 +91,16 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, he
     var fields = headers
     fields[.contentType] = "application/json"
     return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// `GET /api/v1/health`: the process is up (the node's and the relay's answer).
+func healthResponse(nodeID: String) -> Response {
+    jsonResponse(JSONValue.object(["status": .string("healthy"), "node_id": .string(nodeID)]))
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `registry`.
+func metricsResponse(_ registry: PrometheusCollectorRegistry) -> Response {
+    Response(
+        status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+        body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
 }

@@ -38,19 +38,13 @@ public struct HealthServer: Sendable {
         let name = name
         let checks = checks
         let registry = registry
-        router.get("/api/v1/health") { _, _ in
-            jsonResponse(JSONValue.object(["status": .string("healthy"), "node_id": .string(name)]))
-        }
+        router.get("/api/v1/health") { _, _ in healthResponse(nodeID: name) }
         router.get("/api/v1/ready") { _, _ in
             let results = await checks()
             let readiness = BrokerReadiness(ready: results.allSatisfy(\.ready), nodeID: name, checks: results)
             return jsonResponse(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-        }
+        router.get("/metrics") { _, _ in metricsResponse(registry) }
         let connections = ConnectionsByAddress(limit: maximumConnectionsPerAddress)
         let server = HTTPServerBuilder { responder in
             LimitedChildChannel(

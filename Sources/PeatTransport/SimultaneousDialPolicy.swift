@@ -39,14 +39,24 @@ public struct SimultaneousDialPolicy: Sendable {
 }
 
 extension SimultaneousDialPolicy {
-    /// Whether a new connection with `newRole` is kept, given the one a transport already holds to
-    /// the same peer (`existing`: its role and when it was authenticated; nil when there is none).
+    /// Whether a new connection with `newRole` over `newPath` is kept, given the one a transport
+    /// already holds to the same peer (`existing`: its role, path and when it was authenticated; nil
+    /// when there is none).
+    ///
+    /// Paths come first: a direct connection always replaces a relayed one (the session moves to
+    /// it), and a relayed one replaces a direct one only as a later connection does (after
+    /// `window`: the peer restarted and can only come through the relay).
     func admits(
-        newRole: MembershipRole, existing: (role: MembershipRole, since: ContinuousClock.Instant)?, now: ContinuousClock.Instant,
+        newRole: MembershipRole, newPath: ConnectionPath = .direct,
+        existing: (role: MembershipRole, path: ConnectionPath, since: ContinuousClock.Instant)?, now: ContinuousClock.Instant,
         local: DeviceID, peer: DeviceID
     ) -> Bool {
         guard let existing else { return true }
-        return newReplacesExisting(
-            existingRole: existing.role, existingAge: existing.since.duration(to: now), newRole: newRole, local: local, peer: peer)
+        let age = existing.since.duration(to: now)
+        switch (newPath == .direct, existing.path == .direct) {
+        case (true, false): return true
+        case (false, true): return age > window
+        default: return newReplacesExisting(existingRole: existing.role, existingAge: age, newRole: newRole, local: local, peer: peer)
+        }
     }
 }

@@ -47,6 +47,9 @@ struct PeerRegistry {
         let generation: UInt64
         /// Rung when the peer's session ends, so a dial loop waiting while it is connected dials again.
         let wake: AsyncStream<Void>.Continuation
+
+        /// Where the peer listens, as discovery reports it.
+        var addresses: [PeerAddress] { info.addresses.map { PeerAddress(host: $0.host, port: $0.port) } }
     }
 
     struct Peer {
@@ -171,7 +174,7 @@ struct PeerRegistry {
                 // A relayed session another loop runs (the peer dialled in): keep trying the direct
                 // addresses; the first that works replaces the relayed connection.
                 guard session.connection.path != .direct, !known.info.addresses.isEmpty else { return .wait }
-                return .dial(known.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }, expected: known.expected, relays: [])
+                return .dial(known.addresses, expected: known.expected, relays: [])
             }
             discovery = known
         } else if let waiting = unresolved[nodeID] {
@@ -183,14 +186,14 @@ struct PeerRegistry {
         // A peer that dialled in under this node ID but is not yet resolved is connected too.
         if peers.values.contains(where: { $0.session?.machine.peerNodeID == nodeID }) { return .wait }
         let relays = discovery.info.relayURL.flatMap { try? RelayURL(parsing: $0) }.map { [$0] } ?? []
-        return .dial(discovery.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }, expected: discovery.expected, relays: relays)
+        return .dial(discovery.addresses, expected: discovery.expected, relays: relays)
     }
 
     /// Discovery's addresses for `nodeID` under dial loop `generation` (nil for a stale loop).
     func directAddresses(_ nodeID: String, generation: UInt64) -> [PeerAddress]? {
         let discovery = devices[nodeID].flatMap { peers[$0]?.discovery } ?? unresolved[nodeID]
         guard let discovery, discovery.generation == generation else { return nil }
-        return discovery.info.addresses.map { PeerAddress(host: $0.host, port: $0.port) }
+        return discovery.addresses
     }
 
     /// Records the dial loop's progress (ignored for a stale loop).

@@ -117,7 +117,7 @@ public final class InMemorySyncTransport: SyncTransport, Service {
     /// Whether `connection` may replace the one this transport holds to the same device, if any.
     private func keeps(_ connection: InMemorySyncConnection) -> Bool {
         connections.withLockedValue { open in
-            let existing = open[connection.peer.deviceID].flatMap { $0.connection.isClosed ? nil : ($0.connection.role, $0.since) }
+            let existing = open[connection.peer.deviceID].flatMap { $0.connection.isClosed ? nil : ($0.connection.role, ConnectionPath.direct, $0.since) }
             return simultaneousDial.admits(
                 newRole: connection.role, existing: existing, now: .now, local: localIdentity.deviceID, peer: connection.peer.deviceID)
         }

@@ -178,9 +178,7 @@ final class RelayClientHandler: ChannelDuplexHandler {
     }
 
     private func write(_ frame: RelayFrame, _ context: ChannelHandlerContext) {
-        var out = context.channel.allocator.buffer(capacity: RelayFrame.headerSize + frame.payload.count)
-        frame.encode(into: &out)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(frame.buffer(context.channel.allocator)), promise: nil)
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: TransportError) {

@@ -52,6 +52,13 @@ public struct RelayFrame: Sendable, Hashable {
         buffer.writeBytes(payload)
     }
 
+    /// The encoded frame in a buffer from `allocator`.
+    public func buffer(_ allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: Self.headerSize + payload.count)
+        encode(into: &out)
+        return out
+    }
+
     /// The encoded frame.
     public var encoded: [UInt8] {
         [kind.rawValue, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)] + payload

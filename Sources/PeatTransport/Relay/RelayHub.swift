@@ -127,20 +127,14 @@ final class RelayHub: @unchecked Sendable {
         return [clientBuckets[device]?.pause(now: now), totalBucket.pause(now: now)].compactMap { $0 }.max()
     }
 
-    /// Logs a refusal once per address and reason (then at debug), always counting it.
+    /// Logs a refusal once per address and reason (then at debug). Called on the loop: the listening
+    /// channel runs on it too.
     func logRefusal(address: String, reason: String, detail: String) {
-        let first = loggedRefusalsInsert("\(address)|\(reason)")
+        loop.preconditionInEventLoop()
+        if loggedRefusals.count > 4096 { loggedRefusals.removeAll() }
+        let first = loggedRefusals.insert("\(address)|\(reason)").inserted
         logger.log(
             level: first ? .warning : .debug, "Relay refused a client",
             metadata: ["client.address": "\(address)", "reason": "\(reason)", "detail": "\(detail)"])
-    }
-
-    private func loggedRefusalsInsert(_ key: String) -> Bool {
-        // Called from the listener's accept path (any thread) and the loop: hop when needed.
-        if loop.inEventLoop {
-            if loggedRefusals.count > 4096 { loggedRefusals.removeAll() }
-            return loggedRefusals.insert(key).inserted
-        }
-        return true
     }
 }

@@ -69,8 +69,7 @@ public final class RelayServer: Service, Sendable {
     private let context: NIOSSLContext
     private let certificateHash: [UInt8]
     private let bound: EventLoopPromise<SocketAddress>
-    private let channels = NIOLockedValueBox<(listening: Bool, closed: Bool, open: [ObjectIdentifier: any Channel], admission: HandshakeAdmission)>(
-        (false, false, [:], HandshakeAdmission(limits: HandshakeLimits())))
+    private let channels: NIOLockedValueBox<(listening: Bool, closed: Bool, open: [ObjectIdentifier: any Channel], admission: HandshakeAdmission)>
 
     /// - Parameters:
     ///   - configuration: Address, access key, certificate, limits.
@@ -90,7 +89,7 @@ public final class RelayServer: Service, Sendable {
         certificateHash = try certificate.leafHash()
         hub = RelayHub(configuration: configuration, loop: loop, logger: logger, metrics: RelayMetrics(factory: metricsFactory))
         bound = loop.makePromise(of: SocketAddress.self)
-        channels.withLockedValue { $0.admission = HandshakeAdmission(limits: configuration.handshakeLimits) }
+        channels = NIOLockedValueBox((false, false, [:], HandshakeAdmission(limits: configuration.handshakeLimits)))
     }
 
     deinit {
@@ -164,17 +163,24 @@ public final class RelayServer: Service, Sendable {
     private func admit(_ channel: any Channel) -> Bool {
         let key = ObjectIdentifier(channel)
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
-        let refusal: HandshakeAdmission.Refusal?? = channels.withLockedValue { state in
-            guard !state.closed else { return .some(.total(limit: 0)) }
-            return .some(state.admission.admit(key, from: address))
+        enum Outcome {
+            case admitted, refused(HandshakeAdmission.Refusal), shutDown
         }
-        if case .some(.some(let refusal)) = refusal {
+        let outcome = channels.withLockedValue { state -> Outcome in
+            guard !state.closed else { return .shutDown }
+            return state.admission.admit(key, from: address).map(Outcome.refused) ?? .admitted
+        }
+        switch outcome {
+        case .shutDown:
+            return false
+        case .refused(let refusal):
             hub.metrics.refused("tooManyHandshakes")
             hub.logRefusal(address: address, reason: "tooManyHandshakes", detail: "\(refusal)")
             return false
+        case .admitted:
+            channel.closeFuture.whenComplete { [weak self] _ in self?.release(key) }
+            return true
         }
-        channel.closeFuture.whenComplete { [weak self] _ in self?.release(key) }
-        return true
     }
 
     private func release(_ key: ObjectIdentifier) {

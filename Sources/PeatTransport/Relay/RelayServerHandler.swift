@@ -233,9 +233,7 @@ final class RelayServerHandler: ChannelDuplexHandler {
 
     private func write(_ frame: RelayFrame) {
         guard let context else { return }
-        var out = context.channel.allocator.buffer(capacity: RelayFrame.headerSize + frame.payload.count)
-        frame.encode(into: &out)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(frame.buffer(context.channel.allocator)), promise: nil)
     }
 
     /// Closes this connection, first telling the client why when `refusing` is given.
@@ -243,8 +241,7 @@ final class RelayServerHandler: ChannelDuplexHandler {
         guard let context else { return }
         if case .closed = mode { return }
         if let (reason, message) = refusal, !isSession {
-            var out = context.channel.allocator.buffer(capacity: 256)
-            RelayProtocol.refusal(reason, message).encode(into: &out)
+            let out = RelayProtocol.refusal(reason, message).buffer(context.channel.allocator)
             context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             context.close(promise: nil)

@@ -9,13 +9,13 @@ extension TLSSyncTransport {
         state.withLockedValue(\.listeningRelays)
     }
 
+    public var relays: [RelayURL] { configuration.relays }
+
     /// Opens an authenticated connection to `device` through the relay at `relay`: the relay pairs
     /// this node with the device's listen connection, and the two run the same TLS 1.3 and formation
     /// handshake as on a direct connection, inside the relayed stream.
     /// - Throws: `TransportError` (`.relayRefused` when the device is not on that relay, a limit was
     ///   reached or the relay did not prove the access key; `.connectFailed`; the handshake's errors).
-    public var relays: [RelayURL] { configuration.relays }
-
     public func connect(through relay: RelayURL, to device: DeviceID) async throws -> any SyncConnection {
         try await connectTLS(through: relay, to: device)
     }
@@ -25,24 +25,37 @@ extension TLSSyncTransport {
         guard !state.withLockedValue(\.closed) else {
             throw TransportError(code: .transportClosed, message: "the transport shut down")
         }
+        let started: PendingConnection
+        do {
+            started = try await openSession(through: relay, intent: .connect(target: device, token: randomToken()), role: .initiator, peer: device)
+        } catch {
+            report(rejection: error, address: relay.description, role: .initiator)
+            throw error
+        }
+        return try await authenticate(started, role: .initiator)
+    }
+
+    /// Opens a relay connection with a session `intent` and, once the relay paired it, installs the
+    /// sync pipeline on it for `role`, expecting `peer`.
+    private func openSession(
+        through relay: RelayURL, intent: RelayIntent, role: MembershipRole, peer: DeviceID
+    ) async throws(TransportError) -> PendingConnection {
         let client = try relayClient()
-        let token = randomToken()
         let pending = NIOLockedValueBox<PendingConnection?>(nil)
         do {
             _ = try await client.open(
-                relay, intent: .connect(target: device, token: token),
+                relay, intent: intent,
                 sessionStarted: { channel in
-                    let connection = try self.configure(channel: channel, role: .initiator, expectedPeer: device, path: .relay(relay))
+                    let connection = try self.configure(channel: channel, role: role, expectedPeer: peer, path: .relay(relay))
                     pending.withLockedValue { $0 = connection }
                 }, onChannel: { self.track($0) })
-        } catch let error as TransportError {
-            report(rejection: error, address: relay.description, role: .initiator)
-            throw error
+        } catch {
+            throw error as? TransportError ?? TransportError(code: .connectFailed, message: "relay \(relay) failed", cause: error)
         }
         guard let started = pending.withLockedValue({ $0 }) else {
             throw TransportError(code: .connectFailed, message: "the relayed session did not start")
         }
-        return try await authenticate(started, role: .initiator)
+        return started
     }
 
     /// Keeps a listen connection to `relay` until the task is cancelled, redialling with backoff.
@@ -84,23 +97,19 @@ extension TLSSyncTransport {
 
     /// Joins the session a peer announced on a listen connection, as the responder.
     private func accept(from relay: RelayURL, device: DeviceID, token: [UInt8]) async {
-        guard !state.withLockedValue(\.closed), let client = try? relayClient() else { return }
-        let pending = NIOLockedValueBox<PendingConnection?>(nil)
+        guard !state.withLockedValue(\.closed) else { return }
+        let started: PendingConnection
         do {
-            _ = try await client.open(
-                relay, intent: .accept(token: token),
-                sessionStarted: { channel in
-                    let connection = try self.configure(channel: channel, role: .responder, expectedPeer: device, path: .relay(relay))
-                    pending.withLockedValue { $0 = connection }
-                }, onChannel: { self.track($0) })
-            guard let started = pending.withLockedValue({ $0 }) else { return }
-            let connection = try await authenticate(started, role: .responder)
-            if case .dropped = inboundContinuation.yield(connection) {
-                connection.close(reason: TransportError(code: .connectionClosed, message: "too many unclaimed inbound connections"))
-            }
-        } catch let error as TransportError {
+            started = try await openSession(through: relay, intent: .accept(token: token), role: .responder, peer: device)
+        } catch {
             report(rejection: error, address: relay.description, role: .responder)
-        } catch {}
+            return
+        }
+        // A failed handshake is reported by `authenticate` itself.
+        guard let connection = try? await authenticate(started, role: .responder) else { return }
+        if case .dropped = inboundContinuation.yield(connection) {
+            connection.close(reason: TransportError(code: .connectionClosed, message: "too many unclaimed inbound connections"))
+        }
     }
 
     private func relayClient() throws(TransportError) -> RelayClient {

@@ -443,18 +443,10 @@ public final class TLSSyncTransport: SyncTransport, Service {
             guard !state.closed else { return .closed }
             let peerID = connection.peer.deviceID
             let existing = state.connections[peerID]
-            // A direct path always replaces a relayed one (the session moves to it); a relayed one
-            // replaces a direct one only as a later connection does (the peer restarted).
-            let movesToDirect = connection.path == .direct && existing.map { $0.connection.path != .direct } == true
-            if let existing, connection.path != .direct, existing.connection.path == .direct,
-                existing.since.duration(to: now) <= policy.window
-            {
-                return .rejected
-            }
             guard
-                movesToDirect
-                    || policy.admits(
-                        newRole: connection.role, existing: existing.map { ($0.connection.role, $0.since) }, now: now, local: local, peer: peerID)
+                policy.admits(
+                    newRole: connection.role, newPath: connection.path,
+                    existing: existing.map { ($0.connection.role, $0.connection.path, $0.since) }, now: now, local: local, peer: peerID)
             else { return .rejected }
             state.connections[peerID] = (connection, now)
             return .accepted(replaced: existing?.connection)
