@@ -44,7 +44,7 @@ endef
 # What `make lint` checks with the toolchain's swift-format (configuration: .swift-format).
 FORMAT_PATHS := Package.swift Sources Tests Fuzz Benchmarks/Package.swift Benchmarks/Sources Examples/Embedding/Package.swift Examples/Embedding/Sources
 
-.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers bench-flood api-check verify-deploy static-binary fuzz fuzz-build fuzz-seeds fuzz-merge clean
+.PHONY: help deps build test lint format examples run bench bench-mesh bench-peers bench-flood bench-ddil api-check verify-deploy static-binary fuzz fuzz-build fuzz-seeds fuzz-merge clean
 
 help:
 	@echo "make run    build and run a local node (data in ./.peat-data, static discovery on 127.0.0.1)"
@@ -55,6 +55,7 @@ help:
 	@echo "make bench  release-build and run the benchmarks (ratios against same-run baselines; CRDT workloads 3x each)"
 	@echo "make bench-peers  the CRDT workloads for peat-crdt, pycrdt and loro (venv in ./.venv-peers), one table"
 	@echo "make bench-flood  write-to-visible p99 before and during a flood of a node's sync listener (release nodes)"
+	@echo "make bench-ddil  3 release nodes in network namespaces over 256 kbit/s + 10% and 64 kbit/s + 30% loss links (root; DDIL_ARGS=...)"
 	@echo "make api-check  schemathesis (PyPI, ./.venv-api) checks a live node against Sources/PeatBroker/openapi.json"
 	@echo "make deps   install the Debian packages the build needs (idempotent)"
 	@echo "make verify-deploy  prove deploy/ offline: chart lint/render/schemas, shellcheck, the image's runtime libraries, a simulated 3-pod StatefulSet"
@@ -154,6 +155,16 @@ bench-mesh: deps
 bench-flood: deps
 	$(SWIFT) build -c release --product peat-mesh-node
 	python3 Benchmarks/mesh_bench.py flood --binary "$$($(SWIFT) build -c release --show-bin-path)/peat-mesh-node"
+
+# Disconnected, intermittent, limited links (Benchmarks/ddil_bench.py, root): 3 nodes in network namespaces
+# over tbf-shaped, randomly lossy veths; beacon lag, wire bytes per update, catch-up after an outage, a
+# large document over a flapping link. DDIL_ARGS="--baseline-binary PATH --profiles 256k --scenarios ...".
+DDIL_ARGS ?=
+bench-ddil: deps
+	@command -v iptables >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends iptables >/dev/null; }
+	$(SWIFT) build -c release --product peat-mesh-node
+	python3 Benchmarks/ddil_bench.py --binary "$$($(SWIFT) build -c release --show-bin-path)/peat-mesh-node" $(DDIL_ARGS)
 
 # The broker against its OpenAPI document (scripts/api_check.sh): every operation, schema-valid and
 # invalid input, undeclared methods (405), response schemas and headers; not part of `make test`.

@@ -22,6 +22,14 @@ public struct SyncState: Sendable, Equatable {
 
     public init() {}
 
+    /// The document was decoded again (a new in-memory copy): forgets what only made sense for the
+    /// earlier copy (which of its states a snapshot was sent of) and keeps what is about content —
+    /// versions and digests sent, delivered and confirmed — so a reload does not make the replicas
+    /// announce again what they already told each other.
+    public mutating func forgetCopy() {
+        sentSnapshotOfState = nil
+    }
+
     mutating func learned(_ v: VersionVector) { theirVersion = theirVersion?.merged(with: v) ?? v }
     mutating func sent(_ v: VersionVector, withChanges: Bool) {
         sentVersion = v
@@ -118,6 +126,9 @@ extension Document {
             guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes in sync message") }
             if let snapshot { try mergeLatestSnapshot(snapshot) }
             state.theirDigest = digest
+            // The peer sent its state and this replica now holds exactly that: there is nothing to tell
+            // it (no digest echo; it does not resend that state, see `sentSnapshotOfState`).
+            if snapshot != nil, latestSnapshotAndDigest().digest == digest { state.sentDigest = digest }
         case SyncMessage.history, SyncMessage.historySnapshot:
             if case .latestOnly = mode { throw PeatCRDTError(.invalidChange, "history for a LatestOnly document") }
             let theirs = try VersionVector(from: &r)

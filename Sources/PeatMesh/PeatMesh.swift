@@ -19,12 +19,18 @@ public final class PeatMesh: Service, Sendable {
         public var nodeID: String
         /// Which sync mode each collection uses.
         public var syncModes = SyncModeRegistry()
+        /// Which priority each collection's changes travel at.
+        public var syncPriorities = SyncPriorityRegistry()
+        /// Each session sends at most this many bytes per second (frames and TLS records; TCP/IP
+        /// headers not counted), higher priorities first; nil: no limit.
+        public var peerRateLimit: Int?
         /// How often peers compare root digests (anti-entropy). Peers in sync exchange nothing.
         public var antiEntropyInterval: Duration = .seconds(5)
         /// How long a session waits after a change before sending, to batch a burst of writes.
         public var pushDelay: Duration = .milliseconds(1)
-        /// Delays between redials of a discovered peer.
-        public var reconnectBackoff = ReconnectBackoff()
+        /// Delays between redials of a discovered peer: capped at 5 s, so a link that comes back is
+        /// used again within seconds.
+        public var reconnectBackoff = ReconnectBackoff(initial: .milliseconds(200), maximum: .seconds(5))
         /// While a peer is reached through a relay, how often its direct addresses are tried again
         /// (the session moves to the first that works).
         public var directProbeBackoff = ReconnectBackoff(initial: .seconds(5), maximum: .seconds(60))
@@ -82,6 +88,9 @@ public final class PeatMesh: Service, Sendable {
     }
 
     init(configuration: Configuration, deviceID: DeviceID, parts: Parts) throws(MeshError) {
+        if let rate = configuration.peerRateLimit, rate < 1 {
+            throw MeshError(code: .invalidConfiguration, message: "the per-peer rate limit must be at least 1 byte per second, not \(rate)")
+        }
         self.nodeID = configuration.nodeID
         self.deviceID = deviceID
         self.configuration = configuration
@@ -94,7 +103,8 @@ public final class PeatMesh: Service, Sendable {
         self.traffic = parts.traffic
         self.logger = parts.logger
         let repository = try DocumentRepository(
-            store: parts.store, modes: configuration.syncModes, cacheCapacity: configuration.documentCacheSize, logger: parts.logger)
+            store: parts.store, modes: configuration.syncModes, priorities: configuration.syncPriorities,
+            cacheCapacity: configuration.documentCacheSize, logger: parts.logger)
         coordinator = SyncCoordinator(
             repository: repository, nodeID: configuration.nodeID, directory: directory, broadcaster: broadcaster, logger: parts.logger)
     }
@@ -205,7 +215,8 @@ public final class PeatMesh: Service, Sendable {
     /// Runs the sync protocol over one authenticated connection until it ends.
     func runSession(_ connection: any SyncConnection, addresses: [String]) async {
         let timing = SyncSession.Timing(
-            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay, clock: clock)
+            antiEntropyInterval: configuration.antiEntropyInterval, pushDelay: configuration.pushDelay, clock: clock,
+            rateLimit: configuration.peerRateLimit)
         let session = SyncSession(connection: connection, coordinator: coordinator, timing: timing, traffic: traffic)
         _ = await session.run(addresses: addresses)
     }

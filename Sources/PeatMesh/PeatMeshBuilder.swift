@@ -51,6 +51,11 @@ public struct PeatMeshBuilder {
     /// Sets one collection's sync mode.
     public func syncMode(_ mode: SyncMode, for collection: String) -> Self { with { $0.configuration.syncModes.set(collection, mode) } }
 
+    /// Sets one collection's sync priority.
+    public func syncPriority(_ priority: SyncPriority, for collection: String) -> Self {
+        with { $0.configuration.syncPriorities.set(collection, priority) }
+    }
+
     /// The document store (default: a new `InMemoryDocumentStore`).
     public func store(_ store: any DocumentStore) -> Self { with { $0.store = store } }
 

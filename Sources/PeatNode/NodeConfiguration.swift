@@ -60,6 +60,10 @@ struct NodeConfiguration: Sendable {
     var compaction: CompactionConfiguration
     /// `PEAT_SYNC_MODE_OVERRIDES`: per-collection sync modes over the design's defaults.
     var syncModeOverrides: [String: SyncMode]
+    /// `PEAT_SYNC_PRIORITY_OVERRIDES`: per-collection sync priorities over the defaults.
+    var syncPriorityOverrides: [String: SyncPriority]
+    /// `PEAT_PEER_RATE_LIMIT`: bytes per second each peer session may send (default: no limit).
+    var peerRateLimit: Int?
     /// `PEAT_ANTI_ENTROPY_INTERVAL_SECS`: seconds between anti-entropy passes (default 5).
     var antiEntropyIntervalSeconds: Int
     var logLevel: Logger.Level
@@ -104,6 +108,9 @@ struct NodeConfiguration: Sendable {
                 try Self.parseCollectionName(name)
             })
         syncModeOverrides = try Self.parseSyncModeOverrides(environment.list("PEAT_SYNC_MODE_OVERRIDES"))
+        syncPriorityOverrides = try Self.parseSyncPriorityOverrides(environment.list("PEAT_SYNC_PRIORITY_OVERRIDES"))
+        peerRateLimit =
+            environment["PEAT_PEER_RATE_LIMIT"] == nil ? nil : try environment.integer("PEAT_PEER_RATE_LIMIT", in: 128...(1 << 40), default: 0)
         antiEntropyIntervalSeconds = try environment.integer("PEAT_ANTI_ENTROPY_INTERVAL_SECS", in: 1...3600, default: 5)
         (logLevel, logFormat) = try Self.parseLogging(environment)
         brokerToken = try Self.parseBrokerToken(environment)
@@ -184,6 +191,19 @@ struct NodeConfiguration: Sendable {
                     message: "entry \(ConfigurationError.quote(entry)) is not collection=latest_only|full_history|windowed:<seconds>")
             }
             overrides[parts[0]] = mode
+        }
+        return overrides
+    }
+
+    static func parseSyncPriorityOverrides(_ entries: [String]) throws(ConfigurationError) -> [String: SyncPriority] {
+        var overrides: [String: SyncPriority] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingSpaces() }
+            guard parts.count == 2, DocumentKey.isValidCollection(parts[0]), let priority = SyncPriority(parsing: parts[1]) else {
+                throw ConfigurationError(
+                    variable: "PEAT_SYNC_PRIORITY_OVERRIDES", message: "entry \(ConfigurationError.quote(entry)) is not collection=high|normal|low")
+            }
+            overrides[parts[0]] = priority
         }
         return overrides
     }

@@ -105,6 +105,8 @@ struct NodeRunner {
                 .metricsFactory(metrics)
                 .configure { mesh in
                     mesh.syncModes = SyncModeRegistry(overrides: configuration.syncModeOverrides)
+                    mesh.syncPriorities = SyncPriorityRegistry(overrides: configuration.syncPriorityOverrides)
+                    mesh.peerRateLimit = configuration.peerRateLimit
                     mesh.antiEntropyInterval = .seconds(configuration.antiEntropyIntervalSeconds)
                     mesh.compaction = configuration.compaction
                     // Pods are named by their identity context unless PEAT_IDENTITY_CONTEXT says otherwise:
@@ -120,6 +122,10 @@ struct NodeRunner {
         for (collection, mode) in configuration.syncModeOverrides.sorted(by: { $0.key < $1.key }) {
             logger.info("Sync mode override applied collection=\(collection) mode=\(mode)")
         }
+        for (collection, priority) in configuration.syncPriorityOverrides.sorted(by: { $0.key < $1.key }) {
+            logger.info("Sync priority override applied collection=\(collection) priority=\(priority)")
+        }
+        if let rate = configuration.peerRateLimit { logger.info("Per-peer send budget bytes_per_second=\(rate)") }
 
         var brokerConfiguration = Broker.Configuration(host: configuration.bindHost, port: configuration.brokerPort)
         brokerConfiguration.maximumConnections = configuration.brokerMaximumConnections

@@ -1,7 +1,8 @@
 public import PeatIdentity
 
-/// The application protocol of document sync, negotiated with ALPN.
-public let syncALPN = "peat/sync/1"
+/// The ALPN protocol ID of sync protocol 1 (`SyncProtocolVersion.v1`); nodes offer every version they
+/// speak (`SyncProtocolVersion`).
+public let syncALPN = SyncProtocolVersion.v1.alpn
 
 /// Who is on the other end of an authenticated connection.
 public struct PeerIdentity: Hashable, Sendable, CustomStringConvertible {
@@ -46,6 +47,8 @@ public protocol SyncConnection: AnyObject, Sendable {
     var roundTripTime: Duration? { get }
     /// How the connection reaches the peer: directly, or through a relay.
     var path: ConnectionPath { get }
+    /// The sync protocol version negotiated for this connection (ALPN).
+    var protocolVersion: SyncProtocolVersion { get }
 
     /// Runs `body` with the connection's inbound frame payloads and an outbound writer, then closes it.
     ///
@@ -97,6 +100,9 @@ public enum ConnectionPath: Hashable, Sendable, CustomStringConvertible {
 extension SyncConnection {
     /// Connections of transports without relays are direct.
     public var path: ConnectionPath { .direct }
+
+    /// Transports that negotiate no version speak the first protocol.
+    public var protocolVersion: SyncProtocolVersion { .v1 }
 
     /// Transports whose `close()` never waits for the peer need nothing more.
     public func abort() async {

@@ -22,7 +22,7 @@ struct MeshDecoderPropertyTests {
         let index = a.repository.index
         let bucket = DocumentIndex.bucket(of: key)
         return [
-            .hello(nodeID: "peat-mesh-1", incarnation: a.store.actorID),
+            .hello(nodeID: "peat-mesh-1", incarnation: a.store.actorID, resume: []),
             .root(digest: index.root, documents: index.count, isReply: true),
             .groups(index.groupDigests),
             .buckets(group: UInt8(bucket / MeshMessage.groupSize), digests: index.bucketDigests(group: bucket / MeshMessage.groupSize)),
@@ -99,7 +99,7 @@ struct MeshDecoderPropertyTests {
         }
         let samples =
             try Self.sampleMessages().map { $0.encoded() }
-            + [MeshMessage.hello(nodeID: "node-a", incarnation: pair.a.store.actorID).encoded()]
+            + [MeshMessage.hello(nodeID: "node-a", incarnation: pair.a.store.actorID, resume: []).encoded()]
         let machine = pair.ba
         let repository = pair.b.repository
         let store = pair.b.store

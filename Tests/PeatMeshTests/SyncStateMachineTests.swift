@@ -119,23 +119,28 @@ struct SyncStateMachineTests {
     @Test func framesTheProtocolDoesNotAllowThrowAndChangeNothing() throws {
         let a = try Replica("node-a")
         let b = try Replica("node-b")
-        var machine = SyncPair.machine(a, to: b)
+        var machine = SyncPair.machine(a, to: b, version: .v1)
         _ = machine.nextFrame(documents: a.repository)  // our hello
         let root = MeshMessage.root(digest: [UInt8](repeating: 0, count: 16), documents: 0, isReply: false).encoded()
-        let hello = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID).encoded()
+        let hello = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID, resume: nil).encoded()
         let chunk = MeshMessage.chunk(more: false, bytes: hello).encoded()
+        let part = MeshMessage.part(id: TransferID(of: root), offset: 0, total: root.count, bytes: root).encoded()
 
         var before = machine
         #expect(throws: MeshError.self) { try machine.receive(root, documents: a.repository) }
         #expect(throws: MeshError.self) { try machine.receive(chunk, documents: a.repository) }
+        // A protocol 2 hello (with resume points) on a protocol 1 session.
+        let helloV2 = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID, resume: []).encoded()
+        #expect(throws: MeshError.self) { try machine.receive(helloV2, documents: a.repository) }
         #expect(machine == before)
 
         #expect(try machine.receive(hello, documents: a.repository) == .established(nodeID: "node-b"))
         before = machine
         #expect(throws: MeshError.self) { try machine.receive(hello, documents: a.repository) }
-        // A chunk whose reassembled message is itself a chunk, or a hello.
+        // A chunk whose reassembled message is itself a chunk, or a hello; a part (protocol 2 only).
         #expect(throws: MeshError.self) { try machine.receive(MeshMessage.chunk(more: false, bytes: chunk).encoded(), documents: a.repository) }
         #expect(throws: MeshError.self) { try machine.receive(chunk, documents: a.repository) }
+        #expect(throws: MeshError.self) { try machine.receive(part, documents: a.repository) }
         #expect(machine == before)
         // A message inside a chunked one.
         #expect(try machine.receive(MeshMessage.chunk(more: true, bytes: [1, 2]).encoded(), documents: a.repository) == .nothing)
@@ -144,13 +149,72 @@ struct SyncStateMachineTests {
         #expect(machine == before)
     }
 
-    @Test func aDocumentLargerThanAFrameTravelsInChunks() throws {
-        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"))
+    @Test func partsTheProtocolDoesNotAllowThrowAndChangeNothing() throws {
+        let a = try Replica("node-a")
+        let b = try Replica("node-b")
+        var machine = SyncPair.machine(a, to: b, version: .v2)
+        _ = machine.nextFrame(documents: a.repository)  // our hello
+        let root = MeshMessage.root(digest: [UInt8](repeating: 0, count: 16), documents: 0, isReply: false).encoded()
+        let hello = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID, resume: []).encoded()
+        let id = TransferID(of: root)
+        let part = MeshMessage.part(id: id, offset: 0, total: root.count, bytes: Array(root.prefix(4))).encoded()
+
+        var before = machine
+        #expect(throws: MeshError.self) { try machine.receive(part, documents: a.repository) }
+        // A protocol 1 hello (no resume points) on a protocol 2 session.
+        let helloV1 = MeshMessage.hello(nodeID: "node-b", incarnation: b.store.actorID, resume: nil).encoded()
+        #expect(throws: MeshError.self) { try machine.receive(helloV1, documents: a.repository) }
+        #expect(machine == before)
+
+        #expect(try machine.receive(hello, documents: a.repository) == .established(nodeID: "node-b"))
+        before = machine
+        // A chunk (protocol 1 only); a part that does not start at 0, is empty or overruns its total.
+        #expect(throws: MeshError.self) { try machine.receive(MeshMessage.chunk(more: false, bytes: root).encoded(), documents: a.repository) }
+        for bad in [
+            MeshMessage.part(id: id, offset: 4, total: root.count, bytes: [1]),
+            MeshMessage.part(id: id, offset: 0, total: root.count, bytes: []),
+            MeshMessage.part(id: id, offset: 0, total: 2, bytes: Array(root.prefix(4))),
+        ] {
+            #expect(throws: MeshError.self) { try machine.receive(bad.encoded(), documents: a.repository) }
+        }
+        #expect(machine == before)
+        // A complete message whose bytes do not match its ID is refused and nothing is held of it.
+        var forged = root
+        forged[forged.count - 1] ^= 1
+        #expect(throws: MeshError.self) {
+            try machine.receive(MeshMessage.part(id: id, offset: 0, total: forged.count, bytes: forged).encoded(), documents: a.repository)
+        }
+        #expect(machine.held.isEmpty)
+        // A part of a transfer that continues a held one at the wrong byte drops it.
+        #expect(try machine.receive(part, documents: a.repository) == .nothing)
+        #expect(machine.held.byteCount == 4)
+        #expect(throws: MeshError.self) {
+            try machine.receive(MeshMessage.part(id: id, offset: 3, total: root.count, bytes: [1]).encoded(), documents: a.repository)
+        }
+        #expect(machine.held.isEmpty)
+    }
+
+    @Test func aDocumentLargerThanAFrameTravelsInChunksOnProtocol1() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"), version: .v1)
         try pair.exchange()
         let big = String(repeating: "0123456789abcdef", count: 160 * 1024)  // 2.5 MiB of text
         try pair.write(.replace(["blob": .string(big)]), "contact_reports", "big", on: .aToB)
         let traffic = try pair.exchange()
         #expect((traffic.kinds["chunk"] ?? 0) >= 3)
+        #expect(traffic.kinds["part"] == nil)
+        #expect(try pair.b.value("contact_reports", "big") == ["blob": .string(big)])
+    }
+
+    @Test func aDocumentLargerThanAPartTravelsInPartsOnProtocol2() throws {
+        var pair = SyncPair(try Replica("node-a"), try Replica("node-b"), version: .v2)
+        try pair.exchange()
+        let big = String(repeating: "0123456789abcdef", count: 160 * 1024)  // 2.5 MiB of text
+        try pair.write(.replace(["blob": .string(big)]), "contact_reports", "big", on: .aToB)
+        let traffic = try pair.exchange()
+        #expect(traffic.kinds["chunk"] == nil)
+        // Every part is at most partSize: the document message crosses in ~1,280 of them.
+        #expect((traffic.kinds["part"] ?? 0) >= big.utf8.count / SyncSession.StateMachine.partSize)
+        #expect(traffic.partBytes >= big.utf8.count && traffic.partBytes < big.utf8.count + 64 * 1024)
         #expect(try pair.b.value("contact_reports", "big") == ["blob": .string(big)])
     }
 

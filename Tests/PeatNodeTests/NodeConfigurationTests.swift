@@ -151,12 +151,27 @@ struct NodeConfigurationTests {
         ("PEAT_RELAY_URLS", "https://"), ("PEAT_RELAY_URLS", "http://relay:3340"), ("PEAT_COMPACTION_ENABLED", "enabled"),
         ("PEAT_BROKER_MAX_CONNECTIONS", "0"), ("PEAT_BROKER_MAX_CONNECTIONS_PER_ADDRESS", "lots"),
         ("PEAT_SYNC_MAX_HANDSHAKES", "-1"), ("PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS", "70000"),
+        ("PEAT_SYNC_PRIORITY_OVERRIDES", "alerts=urgent"), ("PEAT_SYNC_PRIORITY_OVERRIDES", "alerts"),
+        ("PEAT_SYNC_PRIORITY_OVERRIDES", "=high"), ("PEAT_PEER_RATE_LIMIT", "0"), ("PEAT_PEER_RATE_LIMIT", "64"),
+        ("PEAT_PEER_RATE_LIMIT", "32kbit"), ("PEAT_PEER_RATE_LIMIT", "-1"),
     ])
     func refusesBadValueNamingTheVariable(_ variable: String, _ value: String) {
         let error = Self.error([variable: value])
         #expect(error?.variable == variable)
         #expect(error?.description.hasPrefix(variable) == true)
         #expect(error?.description.contains("\n") == false)
+    }
+
+    @Test func readsSyncPrioritiesAndThePeerRateLimit() throws {
+        let defaults = try Self.parse([:])
+        #expect(defaults.syncPriorityOverrides.isEmpty)
+        #expect(defaults.peerRateLimit == nil)
+        let configuration = try Self.parse([
+            "PEAT_SYNC_PRIORITY_OVERRIDES": "contact_reports=high, beacons=low,alerts=normal", "PEAT_PEER_RATE_LIMIT": "16000",
+        ])
+        #expect(configuration.syncPriorityOverrides == ["contact_reports": .high, "beacons": .low, "alerts": .normal])
+        #expect(configuration.peerRateLimit == 16000)
+        #expect(try Self.parse(["PEAT_PEER_RATE_LIMIT": ""]).peerRateLimit == nil)
     }
 
     @Test func shortCompactionIntervalIsRaisedToTheMinimum() throws {

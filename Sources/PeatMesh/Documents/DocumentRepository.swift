@@ -19,21 +19,31 @@ package final class DocumentRepository {
     let store: any DocumentStore
     let actorID: ActorID
     let modes: SyncModeRegistry
+    let priorities: SyncPriorityRegistry
     let logger: Logger
     var cache: DocumentCache
     private(set) var index = DocumentIndex()
     /// Collections whose sync messages failed to apply, logged once each.
     private var reportedFailures: Set<String> = []
 
-    package init(store: any DocumentStore, modes: SyncModeRegistry, cacheCapacity: Int, logger: Logger) throws(MeshError) {
+    package init(
+        store: any DocumentStore, modes: SyncModeRegistry, priorities: SyncPriorityRegistry = SyncPriorityRegistry(), cacheCapacity: Int,
+        logger: Logger
+    ) throws(MeshError) {
         guard let actorID = ActorID(bytes: store.actorID) else {
             throw MeshError(code: .invalidConfiguration, message: "the store's actor ID is not 16 bytes")
         }
         self.store = store
         self.actorID = actorID
         self.modes = modes
+        self.priorities = priorities
         self.cache = DocumentCache(capacity: cacheCapacity)
         self.logger = logger
+    }
+
+    /// The priority `key`'s changes travel at.
+    func priority(of key: DocumentKey) -> SyncPriority {
+        priorities.priority(for: key.collection, mode: modes.mode(for: key.collection))
     }
 
     // MARK: Index

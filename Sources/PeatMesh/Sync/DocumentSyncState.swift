@@ -3,9 +3,9 @@ import PeatCRDT
 /// What one peer's session knows about one document: the CRDT's sync state, and which decoded copy
 /// of the document that state was last used with.
 ///
-/// The CRDT state remembers what was sent in terms of the copy's own state counter, so it is only
-/// valid with that copy. When the repository hands a state another copy (the first was evicted and
-/// reloaded), `adopt(_:)` keeps what the peer confirmed and forgets what was sent.
+/// The CRDT state remembers which LatestOnly state it sent a snapshot of by the copy's own state
+/// counter, which is only valid with that copy. When the repository hands a state another copy (the
+/// first was evicted and reloaded), `adopt(_:)` forgets that and keeps the rest.
 struct DocumentSyncState: Equatable, Sendable {
     var crdt: SyncState
     private(set) var generation: UInt64?
@@ -20,9 +20,12 @@ struct DocumentSyncState: Equatable, Sendable {
         self.init(crdt: (try? SyncState(restoring: bytes)) ?? SyncState())
     }
 
-    /// Makes the state fit the decoded copy `generation`.
+    /// Makes the state fit the decoded copy `generation`: what it recorded about an earlier copy's
+    /// states is dropped (what it recorded about content stays: forgetting what was sent on every
+    /// reload made two replicas whose documents do not fit the cache announce their versions to each
+    /// other without end).
     mutating func adopt(_ generation: UInt64) {
-        if let current = self.generation, current != generation { forgetSent() }
+        if let current = self.generation, current != generation { crdt.forgetCopy() }
         self.generation = generation
     }
 

@@ -18,6 +18,18 @@ struct FIFO<Element: Equatable>: Equatable {
         return item
     }
 
+    /// Puts `item` back at the front (it leaves next).
+    mutating func pushFront(_ item: Element) {
+        if head > 0 {
+            head -= 1
+            items[head] = item
+        } else {
+            items.insert(item, at: 0)
+        }
+    }
+
+    var isEmpty: Bool { head == items.count }
+
     func contains(where predicate: (Element) -> Bool) -> Bool {
         items[head...].contains(where: predicate)
     }
@@ -41,4 +53,6 @@ struct DistinctFIFO<Element: Hashable>: Equatable {
         members.remove(item)
         return item
     }
+
+    var isEmpty: Bool { members.isEmpty }
 }

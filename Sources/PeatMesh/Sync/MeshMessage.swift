@@ -16,8 +16,9 @@ package enum MeshMessage: Equatable, Sendable {
     /// Buckets are compared in 16 groups of 16, so one differing document costs two small messages.
     static let groupSize = 16
 
-    /// The first message each way: who this node is and which store incarnation it is.
-    case hello(nodeID: String, incarnation: [UInt8])
+    /// The first message each way: who this node is and which store incarnation it is; in protocol 2
+    /// also which of the peer's large messages it holds in part (`resume`, nil in protocol 1).
+    case hello(nodeID: String, incarnation: [UInt8], resume: [ResumePoint]?)
     /// The sender's root digest over all its documents; `isReply` when answering a `root`.
     case root(digest: [UInt8], documents: Int, isReply: Bool)
     /// The sender's 16 group digests (sent when roots differ).
@@ -30,8 +31,17 @@ package enum MeshMessage: Equatable, Sendable {
     case keys(bucket: UInt8, entries: [KeyDigest], isReply: Bool = false)
     /// Document sync messages (PeatCRDT's `generateSyncMessage` output), several per frame.
     case documents([DocumentMessage])
-    /// A piece of a frame too large to send whole; the last piece has `more == false`.
+    /// Protocol 1: a piece of a frame too large to send whole; the last piece has `more == false`.
     case chunk(more: Bool, bytes: [UInt8])
+    /// Protocol 2: bytes `offset..<offset + bytes.count` of a `total`-byte message named `id`; other
+    /// frames may come between two parts (docs/adr/0008-ddil-sync.md).
+    case part(id: TransferID, offset: Int, total: Int, bytes: [UInt8])
+
+    /// How much of one of the peer's messages in parts this node holds.
+    package struct ResumePoint: Equatable, Sendable {
+        var id: TransferID
+        var offset: Int
+    }
 
     package struct KeyDigest: Equatable, Sendable {
         var key: DocumentKey
@@ -45,16 +55,26 @@ package enum MeshMessage: Equatable, Sendable {
 
     private enum Kind: UInt8 {
         case hello = 0, root, groups, buckets, keys, documents, chunk
+        /// Protocol 2's hello, with its resume points.
+        case resumingHello
+        case part
     }
 
     package func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         w.byte(Self.protocolVersion)
         switch self {
-        case .hello(let nodeID, let incarnation):
-            w.byte(Kind.hello.rawValue)
+        case .hello(let nodeID, let incarnation, let resume):
+            w.byte((resume == nil ? Kind.hello : Kind.resumingHello).rawValue)
             w.string(nodeID)
             w.data(incarnation)
+            if let resume {
+                w.uleb(resume.count)
+                for point in resume {
+                    w.raw(point.id.bytes)
+                    w.uleb(point.offset)
+                }
+            }
         case .root(let digest, let documents, let isReply):
             w.byte(Kind.root.rawValue)
             w.raw(digest)
@@ -93,6 +113,14 @@ package enum MeshMessage: Equatable, Sendable {
             w.byte(Kind.chunk.rawValue)
             w.byte(more ? 1 : 0)
             w.data(bytes)
+        case .part(let id, let offset, let total, let bytes):
+            w = ByteWriter(capacity: bytes.count + 40)
+            w.byte(Self.protocolVersion)
+            w.byte(Kind.part.rawValue)
+            w.raw(id.bytes)
+            w.uleb(offset)
+            w.uleb(total)
+            w.data(bytes)
         }
         return w.bytes
     }
@@ -119,11 +147,23 @@ package enum MeshMessage: Equatable, Sendable {
         guard let kind = Kind(rawValue: try r.byte()) else { throw ByteReader.malformed("unknown message kind") }
         let message: MeshMessage
         switch kind {
-        case .hello:
+        case .hello, .resumingHello:
             let nodeID = try r.string(maximumLength: 253)
             let incarnation = try r.data()
             guard incarnation.count == 16 else { throw ByteReader.malformed("incarnation length") }
-            message = .hello(nodeID: nodeID, incarnation: incarnation)
+            var resume: [ResumePoint]?
+            if kind == .resumingHello {
+                let n = try r.count(minimumItemSize: TransferID.byteCount + 1)
+                guard n <= HeldTransfers.maximumTransfers else { throw ByteReader.malformed("resume points") }
+                resume = []
+                for _ in 0..<n {
+                    let id = TransferID(bytes: Array(try r.raw(TransferID.byteCount)))
+                    let offset = try r.uleb()
+                    guard offset < UInt64(Int32.max) else { throw ByteReader.malformed("resume offset") }
+                    resume?.append(ResumePoint(id: id, offset: Int(offset)))
+                }
+            }
+            message = .hello(nodeID: nodeID, incarnation: incarnation, resume: resume)
         case .root:
             let digest = Array(try r.raw(Self.digestSize))
             let documents = try r.uleb()
@@ -167,6 +207,15 @@ package enum MeshMessage: Equatable, Sendable {
             let flag = try r.byte()
             guard flag <= 1 else { throw ByteReader.malformed("chunk flag") }
             message = .chunk(more: flag == 1, bytes: try r.data())
+        case .part:
+            let id = TransferID(bytes: Array(try r.raw(TransferID.byteCount)))
+            let offset = try r.uleb()
+            let total = try r.uleb()
+            let bytes = try r.data()
+            guard total <= UInt64(Int32.max), offset < total, !bytes.isEmpty, UInt64(bytes.count) <= total - offset else {
+                throw ByteReader.malformed("part range")
+            }
+            message = .part(id: id, offset: Int(offset), total: Int(total), bytes: bytes)
         }
         guard r.isAtEnd else { throw ByteReader.malformed("trailing bytes") }
         return message

@@ -20,6 +20,10 @@ actor SyncCoordinator {
     private let broadcaster: EventBroadcaster
     private let logger: Logger
     private let nodeID: String
+    /// What peers sent of large messages in sessions that ended, for their next session to resume.
+    private var heldTransfers: [DeviceID: HeldTransfers] = [:]
+    /// Bound on `heldTransfers` over all peers.
+    static let maximumHeldBytes = 128 * 1024 * 1024
 
     init(repository: DocumentRepository, nodeID: String, directory: PeerDirectory, broadcaster: EventBroadcaster, logger: Logger) {
         self.repository = repository
@@ -83,13 +87,17 @@ actor SyncCoordinator {
 
     /// Registers a session over an authenticated connection; its machine sends our hello first.
     func open(_ connection: any SyncConnection, addresses: [String], doorbell: AsyncStream<Void>.Continuation) -> SessionID {
-        let machine = SyncSession.StateMachine(peer: connection.peer.deviceID, localNodeID: nodeID, incarnation: repository.store.actorID)
-        let (id, replaced) = registry.open(connection, addresses: addresses, machine: machine, doorbell: doorbell)
-        if var replaced {
-            // The transport closed the replaced connection; its session ends without a word.
-            save(&replaced.machine)
-            replaced.doorbell.finish()
+        let device = connection.peer.deviceID
+        if var replaced = registry.peers[device]?.session {
+            // The transport closed the replaced connection; its session ends without a word (first,
+            // so that what it held of the peer's transfers goes to the new one).
+            saveEnded(&replaced.machine)
         }
+        let machine = SyncSession.StateMachine(
+            peer: device, localNodeID: nodeID, incarnation: repository.store.actorID, version: connection.protocolVersion,
+            held: heldTransfers.removeValue(forKey: device) ?? HeldTransfers())
+        let (id, replaced) = registry.open(connection, addresses: addresses, machine: machine, doorbell: doorbell)
+        replaced?.doorbell.finish()
         publish()
         doorbell.yield()
         return id
@@ -135,14 +143,14 @@ actor SyncCoordinator {
         let index = repository.index
         registry.withSession(id) { session in
             if session.machine.antiEntropyTick(index: index) { session.doorbell.yield() }
-            if persist { save(&session.machine) }
+            if persist { saveConfirmed(&session.machine) }
         }
     }
 
     /// Session `id` ended (`failure` says why): saves its state and reports the disconnection.
     func close(_ id: SessionID, failure: (any Error)?) {
         guard var session = registry.close(id) else { return }
-        save(&session.machine)
+        saveEnded(&session.machine)
         session.doorbell.finish()
         publish()
         report(disconnected: session, reason: PeatMesh.reason(failure))
@@ -150,11 +158,28 @@ actor SyncCoordinator {
 
     /// Saves every open session's state (at shutdown).
     func persistAll() {
-        registry.forEachSession(except: nil) { save(&$0.machine) }
+        registry.forEachSession(except: nil) { saveConfirmed(&$0.machine) }
     }
 
-    private func save(_ machine: inout SyncSession.StateMachine) {
+    /// Saves what the peer confirmed (the session goes on).
+    private func saveConfirmed(_ machine: inout SyncSession.StateMachine) {
         if let states = machine.takeUnsavedStates() { repository.saveConfirmedStates(states, of: machine.peer) }
+    }
+
+    /// A session ended: saves what the peer confirmed, and keeps what it sent of unfinished transfers
+    /// for its next session (within `maximumHeldBytes` over all peers: the largest other peer's go first).
+    private func saveEnded(_ machine: inout SyncSession.StateMachine) {
+        saveConfirmed(&machine)
+        let held = machine.takeHeldTransfers()
+        guard !held.isEmpty else { return }
+        heldTransfers[machine.peer] = held
+        var total = heldTransfers.values.reduce(0) { $0 + $1.byteCount }
+        while total > Self.maximumHeldBytes,
+            let largest = heldTransfers.filter({ $0.key != machine.peer }).max(by: { $0.value.byteCount < $1.value.byteCount })
+        {
+            heldTransfers[largest.key] = nil
+            total -= largest.value.byteCount
+        }
     }
 
     private func report(disconnected session: PeerRegistry.Session, reason: String) {
@@ -186,7 +211,7 @@ actor SyncCoordinator {
     func lost(_ nodeID: String) -> (any SyncConnection)? {
         defer { publish() }
         guard var session = registry.lose(nodeID) else { return nil }
-        save(&session.machine)
+        saveEnded(&session.machine)
         session.doorbell.finish()
         report(disconnected: session, reason: "lost")
         return session.connection

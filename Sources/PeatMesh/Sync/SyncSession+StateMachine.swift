@@ -1,23 +1,34 @@
 import PeatCRDT
 package import PeatIdentity
 package import PeatStorage
+package import PeatTransport
 
 extension SyncSession {
     /// The mesh protocol with one peer over one connection, as a value: frames and local events in,
     /// frames and outcomes out — the pattern of `FormationHandshake`.
     ///
     /// It holds everything the protocol keeps per peer: the hello exchange, the root digest both sides
-    /// last agreed on, the control messages and documents waiting to be sent, each document's sync
-    /// state, what the peer confirmed in earlier sessions, and chunks in both directions. It reaches
-    /// documents only through the `DocumentRepository` it is handed, synchronously, so it runs without
-    /// a network. A frame it rejects throws before anything changes; the session then closes.
+    /// last agreed on, the control messages and documents waiting to be sent (in one lane per
+    /// `SyncPriority`), each document's sync state, what the peer confirmed in earlier sessions, and
+    /// large messages in parts both ways. It reaches documents only through the `DocumentRepository`
+    /// it is handed, synchronously, so it runs without a network. A frame it rejects throws before
+    /// anything changes (a part that breaks its transfer also drops what was held of it); the session
+    /// then closes.
+    ///
+    /// Protocol 2 (`peat/sync/2`) sends every frame of a higher priority before one of a lower, and
+    /// splits messages above `partSize` into parts that frames of higher priority overtake and that a
+    /// later session resumes; protocol 1 (`peat/sync/1`, nodes of earlier versions) sends large
+    /// messages as consecutive chunks. See docs/adr/0005-mesh-sync-protocol.md and 0008-ddil-sync.md.
     package struct StateMachine: Equatable {
-        /// The largest frame sent whole; larger ones travel as chunks.
+        /// Protocol 1: the largest frame sent whole; larger ones travel as consecutive chunks.
         static let chunkSize = 1024 * 1024
-        /// The largest message reassembled from chunks.
+        /// The largest message reassembled from chunks or parts.
         static let maximumMessageSize = 256 * 1024 * 1024
-        /// Soft limit for the document messages of one frame.
+        /// Protocol 1: soft limit for the document messages of one frame.
         static let frameBudget = 256 * 1024
+        /// Protocol 2: the largest piece of a message in one frame, and the soft limit for the document
+        /// messages of one frame — 64 ms of a 256 kbit/s link, 256 ms of a 64 kbit/s one.
+        static let partSize = 2048
 
         enum Phase: Equatable {
             /// Our hello may be sent; nothing else until the peer's arrives.
@@ -35,26 +46,52 @@ extension SyncSession {
             case changed([DocumentKey])
         }
 
+        /// The documents and large messages of one priority waiting to be sent.
+        struct Lane: Equatable {
+            var documents = DistinctFIFO<DocumentKey>()
+            /// A document message generated for a batch it did not fit: first in the next one.
+            var carried: MeshMessage.DocumentMessage?
+            var transfers = FIFO<OutboundTransfer>()
+            /// Parts and document batches take turns, so one large document does not hold back the
+            /// small ones of its priority.
+            var partNext = false
+
+            var isIdle: Bool { documents.isEmpty && carried == nil && transfers.isEmpty }
+        }
+
         /// The peer's device.
         let peer: DeviceID
+        let version: SyncProtocolVersion
         private let hello: [UInt8]
         private(set) var phase = Phase.awaitingHello
         private var helloSent = false
         private var controls = FIFO<MeshMessage>()
         private(set) var agreedRoot: [UInt8]?
-        private var documents = DistinctFIFO<DocumentKey>()
+        private var lanes = [Lane](repeating: Lane(), count: SyncPriority.allCases.count)
+        /// Documents to send, not yet sorted into their lanes (that needs the repository).
+        private var unsorted = DistinctFIFO<DocumentKey>()
         /// States in use this session.
         private var states: [DocumentKey: DocumentSyncState] = [:]
         /// What the peer confirmed in earlier sessions, decoded on first use.
         private var confirmed: [DocumentKey: [UInt8]] = [:]
         /// Whether anything the peer confirmed changed since `takeUnsavedStates()`.
         private var unsaved = false
+        /// Protocol 1: a chunked message arriving, and the chunks of one leaving.
         private var reassembly: [UInt8] = []
         private var outboundChunks = FIFO<[UInt8]>()
+        /// Protocol 2: the peer's unfinished large messages (kept between sessions by the coordinator).
+        private(set) var held: HeldTransfers
+        /// Protocol 2: how much of each of our large messages the peer said (in its hello) it holds.
+        private var peerHolds: [TransferID: Int] = [:]
 
-        package init(peer: DeviceID, localNodeID: String, incarnation: [UInt8]) {
+        package init(
+            peer: DeviceID, localNodeID: String, incarnation: [UInt8], version: SyncProtocolVersion = .current, held: HeldTransfers = HeldTransfers()
+        ) {
             self.peer = peer
-            self.hello = MeshMessage.hello(nodeID: localNodeID, incarnation: incarnation).encoded()
+            self.version = version
+            self.held = version == .v1 ? HeldTransfers() : held
+            let resume = version == .v1 ? nil : self.held.resumePoints
+            self.hello = MeshMessage.hello(nodeID: localNodeID, incarnation: incarnation, resume: resume).encoded()
         }
 
         /// The node ID the peer said in its hello.
@@ -69,25 +106,45 @@ extension SyncSession {
 
         /// Handles one frame from the peer.
         /// - Throws: `MeshError(.protocolViolation)` for a malformed frame or one the protocol does not
-        ///   allow here; the machine is then unchanged and the session should close.
+        ///   allow here; the machine is then unchanged (but for a broken transfer, dropped) and the
+        ///   session should close.
         package mutating func receive(_ frame: [UInt8], documents repository: DocumentRepository) throws(MeshError) -> Outcome {
             let message = try MeshMessage(decoding: frame)
-            guard case .chunk(let more, let bytes) = message else {
+            switch message {
+            case .chunk(let more, let bytes):
+                guard version == .v1 else { throw Self.violation("a chunk on a protocol 2 session") }
+                guard isSyncing else { throw Self.violation("a chunk before hello") }
+                guard reassembly.count + bytes.count <= Self.maximumMessageSize else {
+                    throw Self.violation("a chunked message exceeds \(Self.maximumMessageSize) bytes")
+                }
+                guard !more else {
+                    reassembly += bytes
+                    return .nothing
+                }
+                let whole = try Self.decodeInner(reassembly + bytes)
+                let outcome = try handle(whole, repository)
+                reassembly = []
+                return outcome
+            case .part(let id, let offset, let total, let bytes):
+                guard version == .v2 else { throw Self.violation("a part on a protocol 1 session") }
+                guard isSyncing else { throw Self.violation("a part before hello") }
+                guard let whole = try held.receive(id: id, offset: offset, total: total, bytes: bytes, maximumMessageSize: Self.maximumMessageSize) else {
+                    return .nothing
+                }
+                return try handle(try Self.decodeInner(whole), repository)
+            default:
                 guard reassembly.isEmpty else { throw Self.violation("a message arrived inside a chunked one") }
                 return try handle(message, repository)
             }
-            guard isSyncing else { throw Self.violation("a chunk before hello") }
-            guard reassembly.count + bytes.count <= Self.maximumMessageSize else {
-                throw Self.violation("a chunked message exceeds \(Self.maximumMessageSize) bytes")
+        }
+
+        /// A message reassembled from chunks or parts: neither a hello nor a piece itself.
+        private static func decodeInner(_ bytes: [UInt8]) throws(MeshError) -> MeshMessage {
+            let message = try MeshMessage(decoding: bytes)
+            switch message {
+            case .hello, .chunk, .part: throw violation("a chunk or part inside a reassembled message")
+            default: return message
             }
-            guard !more else {
-                reassembly += bytes
-                return .nothing
-            }
-            let whole = try MeshMessage(decoding: reassembly + bytes)
-            let outcome = try handle(whole, repository)
-            reassembly = []
-            return outcome
         }
 
         private static func violation(_ what: String) -> MeshError {
@@ -96,8 +153,10 @@ extension SyncSession {
 
         private mutating func handle(_ message: MeshMessage, _ repository: DocumentRepository) throws(MeshError) -> Outcome {
             guard case .syncing(let nodeID, _) = phase else {
-                guard case .hello(let nodeID, let incarnation) = message else { throw Self.violation("the first message was not hello") }
+                guard case .hello(let nodeID, let incarnation, let resume) = message else { throw Self.violation("the first message was not hello") }
+                guard (resume == nil) == (version == .v1) else { throw Self.violation("a hello of another protocol version") }
                 phase = .syncing(nodeID: nodeID, incarnation: incarnation)
+                for point in resume ?? [] { peerHolds[point.id] = point.offset }
                 confirmed = repository.confirmedStates(of: peer, incarnation: incarnation)
                 offerRoot(repository.index, isReply: false)
                 return .established(nodeID: nodeID)
@@ -106,7 +165,7 @@ extension SyncSession {
             switch message {
             case .hello:
                 throw Self.violation("a second hello")
-            case .chunk:
+            case .chunk, .part:
                 throw Self.violation("a chunk inside a chunk")
             case .root(let digest, _, let isReply):
                 let mine = index.root
@@ -153,7 +212,7 @@ extension SyncSession {
                 var state = takeState(message.key)
                 let entry = repository.receiveSyncMessage(message.payload, for: message.key, state: &state, from: nodeID)
                 states[message.key] = state
-                documents.push(message.key)
+                enqueue(message.key)
                 if let entry, seen.insert(message.key).inserted { changed.append((message.key, entry)) }
             }
             unsaved = unsaved || !messages.isEmpty
@@ -167,7 +226,7 @@ extension SyncSession {
             var state = takeState(key)
             state.forgetSent()
             states[key] = state
-            documents.push(key)
+            enqueue(key)
         }
 
         /// The document's state for this session, moved out so that changing it copies nothing.
@@ -177,12 +236,19 @@ extension SyncSession {
             return DocumentSyncState()
         }
 
+        /// Queues a document for the lane of its collection's priority (sorted in when the next frame
+        /// is chosen); waiting ones keep their place, and the message generated when it leaves is from
+        /// its newest state (latest wins).
+        private mutating func enqueue(_ key: DocumentKey) {
+            unsorted.push(key)
+        }
+
         // MARK: Local events
 
         /// Queues documents that changed on this node (written locally or received from another peer).
         mutating func documentsChanged(_ keys: some Sequence<DocumentKey>) {
             guard isSyncing else { return }  // the first root exchange covers everything before hello
-            for key in keys { documents.push(key) }
+            for key in keys { enqueue(key) }
         }
 
         /// The periodic anti-entropy pass: offers the root digest only when it moved since both sides
@@ -199,45 +265,112 @@ extension SyncSession {
 
         // MARK: Outbound
 
-        /// The next frame to send: our hello first; after the peer's hello, pieces of a chunked frame,
-        /// then control messages, then a batch of document messages. Nil when there is nothing to send.
+        /// The next frame to send: our hello first; after the peer's hello, control messages, then the
+        /// lanes from the highest priority down (protocol 1: the pieces of a chunked frame before
+        /// anything else). Nil when there is nothing to send.
         package mutating func nextFrame(documents repository: DocumentRepository) -> [UInt8]? {
             guard helloSent else {
                 helloSent = true
                 return hello
             }
             guard isSyncing else { return nil }
-            if let piece = outboundChunks.pop() { return piece }
-            if let control = controls.pop() { return chunked(control.encoded()) }
+            if version == .v1, let piece = outboundChunks.pop() { return piece }
+            if let control = controls.pop() { return sized(control.encoded(), lane: SyncPriority.high.rawValue) }
+            while let key = unsorted.pop() { lanes[repository.priority(of: key).rawValue].documents.push(key) }
+            for lane in lanes.indices {
+                if let frame = nextFrame(lane: lane, repository) { return frame }
+            }
+            return nil
+        }
+
+        private mutating func nextFrame(lane: Int, _ repository: DocumentRepository) -> [UInt8]? {
+            if lanes[lane].partNext || (lanes[lane].documents.isEmpty && lanes[lane].carried == nil), let part = nextPart(lane: lane) {
+                lanes[lane].partNext = false
+                return part
+            }
+            if let batch = documentBatch(lane: lane, repository) {
+                lanes[lane].partNext = true
+                return batch
+            }
+            // The batch became transfers only.
+            return nextPart(lane: lane)
+        }
+
+        private mutating func nextPart(lane: Int) -> [UInt8]? {
+            guard var transfer = lanes[lane].transfers.pop() else { return nil }
+            let part = transfer.nextPart(size: Self.partSize)
+            if !transfer.isFinished { lanes[lane].transfers.pushFront(transfer) }
+            return part.encoded()
+        }
+
+        /// Document messages of one lane up to a frame's budget; a message too large for a frame alone
+        /// becomes a transfer of the lane.
+        private mutating func documentBatch(lane: Int, _ repository: DocumentRepository) -> [UInt8]? {
+            let budget = version == .v1 ? Self.frameBudget : Self.partSize
             var batch: [MeshMessage.DocumentMessage] = []
             var size = 0
-            while size < Self.frameBudget, let key = documents.pop() {
+            if let carried = lanes[lane].carried {
+                lanes[lane].carried = nil
+                batch.append(carried)
+                size += carried.encodedSize
+            }
+            while size < budget, let key = lanes[lane].documents.pop() {
                 var state = takeState(key)
                 let payload = repository.syncMessage(for: key, state: &state)
                 states[key] = state
-                if let payload {
-                    batch.append(.init(key: key, payload: payload))
-                    size += payload.count + key.collection.utf8.count + key.id.utf8.count + 8
+                guard let payload else { continue }
+                let message = MeshMessage.DocumentMessage(key: key, payload: payload)
+                if version == .v2, message.encodedSize > Self.partSize {
+                    let transfer = makeTransfer(MeshMessage.documents([message]).encoded())
+                    lanes[lane].transfers.push(transfer)
+                } else if version == .v2, !batch.isEmpty, size + message.encodedSize > budget {
+                    lanes[lane].carried = message
+                    break
+                } else {
+                    batch.append(message)
+                    size += message.encodedSize
                 }
             }
-            return batch.isEmpty ? nil : chunked(MeshMessage.documents(batch).encoded())
+            return batch.isEmpty ? nil : sized(MeshMessage.documents(batch).encoded(), lane: lane)
         }
 
-        /// `frame` itself, or its first piece with the others queued when it exceeds a chunk.
-        private mutating func chunked(_ frame: [UInt8]) -> [UInt8] {
-            guard frame.count > Self.chunkSize else { return frame }
-            var pieces: [[UInt8]] = []
-            var offset = 0
-            while offset < frame.count {
-                let end = min(offset + Self.chunkSize, frame.count)
-                pieces.append(MeshMessage.chunk(more: end < frame.count, bytes: Array(frame[offset..<end])).encoded())
-                offset = end
+        /// `frame` itself, or (too large for one frame) its first chunk with the others queued
+        /// (protocol 1), or its first part with the transfer queued in `lane` (protocol 2).
+        private mutating func sized(_ frame: [UInt8], lane: Int) -> [UInt8] {
+            switch version {
+            case .v1:
+                guard frame.count > Self.chunkSize else { return frame }
+                var pieces: [[UInt8]] = []
+                var offset = 0
+                while offset < frame.count {
+                    let end = min(offset + Self.chunkSize, frame.count)
+                    pieces.append(MeshMessage.chunk(more: end < frame.count, bytes: Array(frame[offset..<end])).encoded())
+                    offset = end
+                }
+                for piece in pieces.dropFirst() { outboundChunks.push(piece) }
+                return pieces[0]
+            case .v2:
+                guard frame.count > Self.partSize else { return frame }
+                var transfer = makeTransfer(frame)
+                let part = transfer.nextPart(size: Self.partSize)
+                if !transfer.isFinished { lanes[lane].transfers.pushFront(transfer) }
+                return part.encoded()
             }
-            for piece in pieces.dropFirst() { outboundChunks.push(piece) }
-            return pieces[0]
         }
 
-        // MARK: Persisted state
+        /// A transfer of `message`, resumed where the peer's hello said it stopped.
+        private mutating func makeTransfer(_ message: [UInt8]) -> OutboundTransfer {
+            let id = TransferID(of: message)
+            return OutboundTransfer(message, id: id, resumingAt: peerHolds.removeValue(forKey: id) ?? 0)
+        }
+
+        // MARK: Kept between sessions
+
+        /// What the peer sent of its unfinished transfers, moved out for its next session.
+        mutating func takeHeldTransfers() -> HeldTransfers {
+            defer { held = HeldTransfers() }
+            return held
+        }
 
         /// What the peer confirmed, to keep for its next session; nil when nothing changed since the
         /// last call (or before hello).
@@ -256,4 +389,9 @@ extension MeshMessage {
         if case .root = self { return true }
         return false
     }
+}
+
+extension MeshMessage.DocumentMessage {
+    /// About what the message adds to a `documents` frame.
+    var encodedSize: Int { payload.count + key.collection.utf8.count + key.id.utf8.count + 8 }
 }

@@ -5,7 +5,9 @@ import PeatTransport
 ///
 /// Three tasks share the connection: the reader hands every frame to the coordinator, the writer
 /// sends what the machine has queued whenever the doorbell rings (push on change, after
-/// `pushDelay` to batch a burst), and the anti-entropy timer ticks the machine. The session ends
+/// `pushDelay` to batch a burst), and the anti-entropy timer ticks the machine. The writer asks for
+/// each frame only once the connection took the previous one (and, with a send budget, once the
+/// budget allows), so the frame chosen is the one of the highest priority waiting at that moment. The session ends
 /// when the connection closes, a frame is refused, or the coordinator finishes the doorbell (the
 /// session was replaced or its peer lost).
 package struct SyncSession {
@@ -15,6 +17,8 @@ package struct SyncSession {
         var clock: any Clock<Duration>
         /// Sync state is saved every this many anti-entropy passes (and when the session ends).
         var ticksPerSave = 6
+        /// Bytes per second the session may send (`PeatMesh.Configuration.peerRateLimit`).
+        var rateLimit: Int?
     }
 
     let connection: any SyncConnection
@@ -48,10 +52,21 @@ package struct SyncSession {
     }
 
     private func write(_ id: SyncCoordinator.SessionID, _ outbound: SyncFrameWriter, _ doorbell: AsyncStream<Void>) async throws {
+        try await write(id, outbound, doorbell, clock: timing.clock)
+    }
+
+    private func write<C: Clock<Duration>>(
+        _ id: SyncCoordinator.SessionID, _ outbound: SyncFrameWriter, _ doorbell: AsyncStream<Void>, clock: C
+    ) async throws {
+        let origin = clock.now
+        var budget = timing.rateLimit.map { SendBudget(rate: $0) }
         for await _ in doorbell {
-            if timing.pushDelay > .zero { try await timing.clock.sleep(for: timing.pushDelay) }
-            while let frame = await coordinator.nextFrame(id) {
+            if timing.pushDelay > .zero { try await clock.sleep(for: timing.pushDelay) }
+            while true {
+                if let wait = budget?.delay(at: origin.duration(to: clock.now)), wait > .zero { try await clock.sleep(for: wait) }
+                guard let frame = await coordinator.nextFrame(id) else { break }
                 try await outbound.send(frame)
+                budget?.spend(frame.count, at: origin.duration(to: clock.now))
                 traffic.sent(frame.count)
             }
         }

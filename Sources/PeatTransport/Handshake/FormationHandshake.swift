@@ -3,7 +3,8 @@ package import PeatIdentity
 /// The formation handshake as a plain state machine: what to send and when a peer is accepted.
 ///
 /// After TLS (which authenticated each side's Ed25519 certificate key) both sides:
-/// 1. check the negotiated ALPN and the peer's key (not ourselves; the expected device if known);
+/// 1. check the negotiated ALPN (a sync protocol version this side speaks) and the peer's key (not
+///    ourselves; the expected device if known);
 /// 2. send `hello` with a fresh 32-byte nonce;
 /// 3. on the peer's hello, send `proof` = the formation key's membership proof over a transcript
 ///    of the ALPN, both certificate keys and both nonces, for this side's role;
@@ -37,11 +38,16 @@ package struct FormationHandshake {
     package let formationKey: FormationKey
     package let expectedPeer: DeviceID?
     package let nonce: [UInt8]
+    /// The sync protocol versions this side accepts.
+    package let versions: [SyncProtocolVersion]
+    /// The version TLS negotiated, once checked.
+    package private(set) var version: SyncProtocolVersion?
 
     package init(
         role: MembershipRole, localKey: DevicePublicKey, formationKey: FormationKey, expectedPeer: DeviceID?,
-        nonce: FormationChallenge = .random()
+        nonce: FormationChallenge = .random(), versions: [SyncProtocolVersion] = SyncProtocolVersion.allCases
     ) {
+        self.versions = versions
         self.role = role
         self.localKey = localKey
         self.formationKey = formationKey
@@ -57,8 +63,9 @@ package struct FormationHandshake {
     /// TLS finished; `peerKey` is the key of the peer's verified certificate.
     package mutating func tlsHandshakeCompleted(negotiatedProtocol: String?, peerKey: DevicePublicKey?) -> Action {
         guard case .awaitingTLS = state else { return fail(.protocolViolation, "TLS completed twice") }
-        guard negotiatedProtocol == syncALPN else {
-            return fail(.alpnMismatch, "the peer negotiated \(negotiatedProtocol.map { "\"\($0)\"" } ?? "no application protocol"), not \(syncALPN)")
+        guard let negotiated = negotiatedProtocol.flatMap(SyncProtocolVersion.init(alpn:)), versions.contains(negotiated) else {
+            let offered = versions.sorted(by: >).map(\.alpn).joined(separator: " or ")
+            return fail(.alpnMismatch, "the peer negotiated \(negotiatedProtocol.map { "\"\($0)\"" } ?? "no application protocol"), not \(offered)")
         }
         guard let peerKey else { return fail(.handshakeFailed, "the peer presented no Ed25519 certificate") }
         guard peerKey != localKey else { return fail(.handshakeFailed, "the peer is this node itself") }
@@ -66,6 +73,7 @@ package struct FormationHandshake {
             return fail(.unexpectedIdentity, "the peer is device \(peerKey.deviceID), expected \(expectedPeer)")
         }
         let peer = PeerIdentity(publicKey: peerKey)
+        version = negotiated
         state = .awaitingHello(peer: peer)
         return .send(Frame(kind: .hello, payload: nonce))
     }
@@ -109,7 +117,7 @@ package struct FormationHandshake {
         let (initiatorKey, responderKey) = role == .initiator ? (localKey, peer.publicKey) : (peer.publicKey, localKey)
         let (initiatorNonce, responderNonce) = role == .initiator ? (nonce, peerNonce) : (peerNonce, nonce)
         var transcript = MembershipTranscript()
-        transcript.append("alpn", Array(syncALPN.utf8))
+        transcript.append("alpn", Array((version ?? .v1).alpn.utf8))
         transcript.append("initiator-key", initiatorKey.rawRepresentation)
         transcript.append("responder-key", responderKey.rawRepresentation)
         transcript.append("initiator-nonce", initiatorNonce)

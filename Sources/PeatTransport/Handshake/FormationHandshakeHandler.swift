@@ -4,7 +4,8 @@ import NIOTLS
 import PeatIdentity
 
 /// Runs `FormationHandshake` on a channel: no frame reaches the handlers after it until the peer
-/// proved formation membership. Completes `authenticated` with the peer, or fails it and closes.
+/// proved formation membership. Completes `authenticated` with the peer and the negotiated protocol
+/// version, or fails it and closes.
 final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = Frame
     typealias InboundOut = Frame
@@ -14,11 +15,12 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
     /// Fired inbound once the peer is authenticated, so later handlers (keepalive) can start.
     struct Authenticated: Sendable {
         let peer: PeerIdentity
+        let version: SyncProtocolVersion
     }
 
     private var handshake: FormationHandshake
     private let timeout: TimeAmount
-    private let authenticated: EventLoopPromise<PeerIdentity>
+    private let authenticated: EventLoopPromise<Authenticated>
     private var deadline: Scheduled<Void>?
     private let gate: AuthenticationGate
     private let peerCertificate: () -> NIOSSLCertificate?
@@ -26,7 +28,7 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
     /// - Parameter peerCertificate: The leaf certificate the peer presented to this connection's
     ///   TLS handler (recorded by its verification callback).
     init(
-        handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<PeerIdentity>, gate: AuthenticationGate,
+        handshake: FormationHandshake, timeout: TimeAmount, authenticated: EventLoopPromise<Authenticated>, gate: AuthenticationGate,
         peerCertificate: @escaping () -> NIOSSLCertificate?
     ) {
         self.peerCertificate = peerCertificate
@@ -102,8 +104,9 @@ final class FormationHandshakeHandler: ChannelDuplexHandler, RemovableChannelHan
         case .authenticated(let peer):
             deadline?.cancel()
             gate.isOpen = true
-            authenticated.succeed(peer)
-            context.fireUserInboundEventTriggered(Authenticated(peer: peer))
+            let event = Authenticated(peer: peer, version: handshake.version ?? .v1)
+            authenticated.succeed(event)
+            context.fireUserInboundEventTriggered(event)
             // Its work is done: leave the hot path (later frames go straight to keepalive).
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .fail(let code, let message):

@@ -44,15 +44,21 @@ public final class InMemorySyncTransport: SyncTransport, Service {
     /// The open connection to each peer device, and when it was made (one per peer, as over TLS).
     private let connections = NIOLockedValueBox<[DeviceID: (connection: InMemorySyncConnection, since: ContinuousClock.Instant)]>([:])
     private let simultaneousDial: SimultaneousDialPolicy
+    /// The sync protocol versions this transport speaks; a connection runs the newest both ends do.
+    let protocolVersions: [SyncProtocolVersion]
 
     /// Creates a transport that listens at `address` on `network` while it runs.
-    /// - Parameter simultaneousDial: Which connection survives when two devices dial each other (as
-    ///   `TLSSyncTransport` decides it).
+    /// - Parameters:
+    ///   - simultaneousDial: Which connection survives when two devices dial each other (as
+    ///     `TLSSyncTransport` decides it).
+    ///   - protocolVersions: The sync protocol versions offered (as ALPN offers them over TLS).
     public init(
         keypair: DeviceKeypair, formationKey: FormationKey, address: PeerAddress, network: InMemoryNetwork,
-        maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize, simultaneousDial: SimultaneousDialPolicy = SimultaneousDialPolicy()
+        maximumPayloadSize: Int = Frame.defaultMaximumPayloadSize, simultaneousDial: SimultaneousDialPolicy = SimultaneousDialPolicy(),
+        protocolVersions: [SyncProtocolVersion] = SyncProtocolVersion.allCases
     ) {
         self.simultaneousDial = simultaneousDial
+        self.protocolVersions = protocolVersions
         localIdentity = PeerIdentity(publicKey: keypair.publicKey)
         self.formationKey = formationKey
         self.address = address
@@ -81,11 +87,16 @@ public final class InMemorySyncTransport: SyncTransport, Service {
             throw TransportError(code: .connectFailed, message: "nothing listens at \(address) on this in-memory network")
         }
         var initiator = FormationHandshake(
-            role: .initiator, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
+            role: .initiator, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer,
+            versions: protocolVersions)
         var responder = FormationHandshake(
-            role: .responder, localKey: listener.localIdentity.publicKey, formationKey: listener.formationKey, expectedPeer: nil)
+            role: .responder, localKey: listener.localIdentity.publicKey, formationKey: listener.formationKey, expectedPeer: nil,
+            versions: listener.protocolVersions)
+        // ALPN: the newest version both offer, or none.
+        let negotiated = Set(protocolVersions).intersection(listener.protocolVersions).max()
         let outcome = Self.runHandshake(
-            &initiator, &responder, initiatorKey: localIdentity.publicKey, responderKey: listener.localIdentity.publicKey)
+            &initiator, &responder, negotiated: negotiated, initiatorKey: localIdentity.publicKey,
+            responderKey: listener.localIdentity.publicKey)
         guard case .authenticated(let responderPeer) = outcome.initiator,
             case .authenticated(let initiatorPeer) = outcome.responder
         else {
@@ -94,7 +105,7 @@ public final class InMemorySyncTransport: SyncTransport, Service {
         }
         let (local, remote) = InMemorySyncConnection.pair(
             initiator: (initiatorPeer, self.address.description), responder: (responderPeer, address.description),
-            maximumPayloadSize: min(maximumPayloadSize, listener.maximumPayloadSize))
+            maximumPayloadSize: min(maximumPayloadSize, listener.maximumPayloadSize), version: negotiated ?? .v1)
         // One connection per pair of devices, decided as over TLS: both ends of a connection are
         // made here at once, so both sides reach the same verdict.
         guard keeps(local), listener.keeps(remote) else {
@@ -133,11 +144,11 @@ public final class InMemorySyncTransport: SyncTransport, Service {
 
     /// Delivers every frame between the two state machines; returns each side's last action.
     private static func runHandshake(
-        _ initiator: inout FormationHandshake, _ responder: inout FormationHandshake,
+        _ initiator: inout FormationHandshake, _ responder: inout FormationHandshake, negotiated: SyncProtocolVersion?,
         initiatorKey: DevicePublicKey, responderKey: DevicePublicKey
     ) -> (initiator: FormationHandshake.Action, responder: FormationHandshake.Action) {
-        var lastInitiator = initiator.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: responderKey)
-        var lastResponder = responder.tlsHandshakeCompleted(negotiatedProtocol: syncALPN, peerKey: initiatorKey)
+        var lastInitiator = initiator.tlsHandshakeCompleted(negotiatedProtocol: negotiated?.alpn, peerKey: responderKey)
+        var lastResponder = responder.tlsHandshakeCompleted(negotiatedProtocol: negotiated?.alpn, peerKey: initiatorKey)
         // Each round delivers what each side just sent; a side that failed sends nothing more.
         for _ in 0..<2 {
             let toResponder = lastInitiator
@@ -166,6 +177,7 @@ final class InMemorySyncConnection: SyncConnection {
     let peer: PeerIdentity
     let role: MembershipRole
     let remoteAddress: String
+    let protocolVersion: SyncProtocolVersion
     var roundTripTime: Duration? { .zero }
 
     private let inbound: FrameQueue
@@ -175,8 +187,9 @@ final class InMemorySyncConnection: SyncConnection {
 
     private init(
         peer: PeerIdentity, role: MembershipRole, remoteAddress: String, inbound: FrameQueue,
-        outbound: FrameQueue, maximumPayloadSize: Int
+        outbound: FrameQueue, maximumPayloadSize: Int, version: SyncProtocolVersion
     ) {
+        self.protocolVersion = version
         self.peer = peer
         self.role = role
         self.remoteAddress = remoteAddress
@@ -187,16 +200,17 @@ final class InMemorySyncConnection: SyncConnection {
 
     /// Two connected ends: the initiator's (first) and the responder's.
     static func pair(
-        initiator: (peer: PeerIdentity, address: String), responder: (peer: PeerIdentity, address: String), maximumPayloadSize: Int
+        initiator: (peer: PeerIdentity, address: String), responder: (peer: PeerIdentity, address: String), maximumPayloadSize: Int,
+        version: SyncProtocolVersion
     ) -> (InMemorySyncConnection, InMemorySyncConnection) {
         let toResponder = FrameQueue(capacity: 64)
         let toInitiator = FrameQueue(capacity: 64)
         let initiatorEnd = InMemorySyncConnection(
             peer: responder.peer, role: .initiator, remoteAddress: responder.address, inbound: toInitiator,
-            outbound: toResponder, maximumPayloadSize: maximumPayloadSize)
+            outbound: toResponder, maximumPayloadSize: maximumPayloadSize, version: version)
         let responderEnd = InMemorySyncConnection(
             peer: initiator.peer, role: .responder, remoteAddress: initiator.address, inbound: toResponder,
-            outbound: toInitiator, maximumPayloadSize: maximumPayloadSize)
+            outbound: toInitiator, maximumPayloadSize: maximumPayloadSize, version: version)
         return (initiatorEnd, responderEnd)
     }
 

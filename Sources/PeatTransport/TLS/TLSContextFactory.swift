@@ -4,7 +4,9 @@ import NIOSSL
 enum TLSContextFactory {
     /// A context for either side. Both sides request the peer's certificate; the custom
     /// verification callback (not a CA) decides, accepting exactly one Ed25519 certificate.
-    static func make(certificate: NIOSSLCertificate, privateKey: NIOSSLPrivateKey, server: Bool) throws -> NIOSSLContext {
+    static func make(
+        certificate: NIOSSLCertificate, privateKey: NIOSSLPrivateKey, server: Bool, versions: [SyncProtocolVersion] = SyncProtocolVersion.allCases
+    ) throws -> NIOSSLContext {
         var configuration =
             server
             ? TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(privateKey))
@@ -21,7 +23,8 @@ enum TLSContextFactory {
         // No CA is ever consulted (the callback decides), so none is loaded: the default would read the
         // system bundle and fail where there is none (a slim container image has no /etc/ssl/certs).
         configuration.trustRoots = .certificates([])
-        configuration.applicationProtocols = [syncALPN]
+        // Newest first: the server picks the first of its own list the client also offers.
+        configuration.applicationProtocols = versions.sorted(by: >).map(\.alpn)
         // Without Ed25519 here the handshake fails with "no common signature algorithms".
         configuration.verifySignatureAlgorithms = [.ed25519]
         configuration.signingSignatureAlgorithms = [.ed25519]

@@ -9,6 +9,7 @@ public final class TLSSyncConnection: SyncConnection {
     public let role: MembershipRole
     public let remoteAddress: String
     public let path: ConnectionPath
+    public let protocolVersion: SyncProtocolVersion
 
     let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
     let maximumPayloadSize: Int
@@ -18,13 +19,14 @@ public final class TLSSyncConnection: SyncConnection {
 
     init(
         peer: PeerIdentity, role: MembershipRole, remoteAddress: String, path: ConnectionPath = .direct,
-        asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
+        version: SyncProtocolVersion = .current, asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
         roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>
     ) {
         self.peer = peer
         self.role = role
         self.remoteAddress = remoteAddress
         self.path = path
+        self.protocolVersion = version
         self.asyncChannel = asyncChannel
         self.maximumPayloadSize = maximumPayloadSize
         self.roundTripTimeBox = roundTripTime

@@ -29,10 +29,16 @@ public final class TLSSyncTransport: SyncTransport, Service {
         public var handshakeLimits = HandshakeLimits()
         /// How long TCP connect may take.
         public var connectTimeout: Duration = .seconds(5)
-        /// A connection with no inbound traffic for this long is closed.
-        public var idleTimeout: Duration = .seconds(30)
+        /// A connection with no inbound traffic for this long is closed: three keepalives missed.
+        public var idleTimeout: Duration = .seconds(15)
         /// A ping is sent when nothing was written for this long.
-        public var keepaliveInterval: Duration = .seconds(10)
+        public var keepaliveInterval: Duration = .seconds(5)
+        /// Sync protocol versions offered and accepted (ALPN; the newest both sides speak is used).
+        public var protocolVersions: [SyncProtocolVersion] = SyncProtocolVersion.allCases
+        /// Bytes written but not yet sent that a connection holds before its writer waits, in this
+        /// process and in the kernel (`TCP_NOTSENT_LOWAT`) each: what a frame of higher priority may
+        /// find queued ahead of it on a slow link (4 KiB: 128 ms at 256 kbit/s).
+        public var unsentBytesLimit = 4096
         /// Inbound batches (the data frames of one socket read) buffered per connection before the
         /// peer is slowed down.
         public var inboundBufferFrames = 64
@@ -105,8 +111,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         self.group = group
         self.logger = logger
         let (certificate, privateKey) = try DeviceCertificate.make(for: keypair)
-        serverContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: true)
-        clientContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: false)
+        serverContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: true, versions: configuration.protocolVersions)
+        clientContext = try TLSContextFactory.make(certificate: certificate, privateKey: privateKey, server: false, versions: configuration.protocolVersions)
         (inboundConnections, inboundContinuation) = AsyncStream.makeStream(of: (any SyncConnection).self, bufferingPolicy: .bufferingOldest(64))
         bound = group.next().makePromise(of: SocketAddress.self)
         metrics = TransportMetrics(factory: metricsFactory)
@@ -178,7 +184,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
         if let address = server.channel.localAddress {
             bound.succeed(address)
             let shown = PeerAddress(host: address.ipAddress ?? configuration.host, port: address.port ?? configuration.port)
-            logger.info("Sync transport listening", metadata: ["address": "\(shown)", "alpn": "\(syncALPN)"])
+            logger.info(
+                "Sync transport listening",
+                metadata: ["address": "\(shown)", "alpn": "\(configuration.protocolVersions.sorted(by: >).map(\.alpn).joined(separator: ","))"])
         }
         // However the listener ends (shutdown, cancellation, error), every connection is closed.
         defer { shutdown() }
@@ -321,7 +329,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     /// when released, so a pending connection nobody took releases its channel itself.
     final class PendingConnection: Sendable {
         let asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>
-        let authenticated: EventLoopFuture<PeerIdentity>
+        let authenticated: EventLoopFuture<FormationHandshakeHandler.Authenticated>
         let roundTripTime: NIOLockedValueBox<Duration?>
         let closeReason: NIOLockedValueBox<TransportError?>
         let remoteAddress: String
@@ -330,7 +338,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let handOver = ConnectionClaim()
 
         init(
-            asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, authenticated: EventLoopFuture<PeerIdentity>,
+            asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, authenticated: EventLoopFuture<FormationHandshakeHandler.Authenticated>,
             roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>, remoteAddress: String,
             path: ConnectionPath
         ) {
@@ -351,6 +359,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     /// TCP connection, or a relayed session (after the relay's handlers, so these run end to end).
     func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?, path: ConnectionPath = .direct) throws -> PendingConnection {
         if path == .direct { track(channel) }
+        limitUnsentBytes(channel)
         let operations = channel.pipeline.syncOperations
         // The peer's certificate as this TLS handler saw it (a relayed channel has the relay's TLS
         // handler too, whose certificate is the relay's).
@@ -362,6 +371,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let gate = AuthenticationGate()
         let counters = metrics.bytes(path: path)
         try operations.addHandler(ByteCountingHandler(received: counters.received, sent: counters.sent))
+        // The idle timeout counts bytes off the wire, not whole frames: on a slow link one large frame
+        // may take longer to arrive than the timeout, and the peer is alive while its bytes arrive.
+        try operations.addHandler(IdleTimerHandler(.read, timeout: .nanoseconds(configuration.idleTimeout.nanoseconds)))
         try operations.addHandler(
             HandshakeIdleHandler(timeout: .nanoseconds(configuration.handshakeLimits.idleTimeout.nanoseconds), gate: gate))
         if role == .responder {
@@ -369,11 +381,12 @@ public final class TLSSyncTransport: SyncTransport, Service {
         } else {
             try operations.addHandler(try NIOSSLClientHandler(context: clientContext, serverHostname: nil, customVerificationCallback: verify))
         }
-        let authenticated = channel.eventLoop.makePromise(of: PeerIdentity.self)
+        let authenticated = channel.eventLoop.makePromise(of: FormationHandshakeHandler.Authenticated.self)
         let roundTripTime = NIOLockedValueBox<Duration?>(nil)
         let closeReason = NIOLockedValueBox<TransportError?>(nil)
         let handshake = FormationHandshake(
-            role: role, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer)
+            role: role, localKey: localIdentity.publicKey, formationKey: formationKey, expectedPeer: expectedPeer,
+            versions: configuration.protocolVersions)
         try operations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumPayloadSize, gate: gate)))
         try operations.addHandler(MessageToByteHandler(FrameEncoder()))
         try operations.addHandler(
@@ -381,9 +394,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
                 handshake: handshake, timeout: .nanoseconds(configuration.handshakeTimeout.nanoseconds), authenticated: authenticated,
                 gate: gate, peerCertificate: { peerCertificate.withLockedValue { $0 } }))
         try operations.addHandler(
-            IdleStateHandler(
-                readTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
-                writeTimeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
+            IdleTimerHandler(.write, timeout: .nanoseconds(configuration.keepaliveInterval.nanoseconds)))
         let metrics = metrics
         try operations.addHandler(
             KeepaliveHandler(roundTripTime: roundTripTime, closeReason: closeReason) { _, rtt in
@@ -405,11 +416,22 @@ public final class TLSSyncTransport: SyncTransport, Service {
             closeReason: closeReason, remoteAddress: remoteAddress, path: path)
     }
 
+    /// Keeps what waits to be sent small, so the session's next frame is chosen (by priority) late:
+    /// the kernel reports the socket writable only below `unsentBytesLimit` unsent bytes, and the
+    /// channel turns unwritable (suspending the writer) above it.
+    private func limitUnsentBytes(_ channel: any Channel) {
+        let limit = max(configuration.unsentBytesLimit, 1024)
+        guard let options = channel.syncOptions else { return }
+        try? options.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+        let notSentLowWatermark: CInt = 25  // TCP_NOTSENT_LOWAT (Linux)
+        try? options.setOption(.tcpOption(.init(rawValue: notSentLowWatermark)), value: limit)
+    }
+
     /// Waits for the formation handshake, then registers the connection (one per peer).
     func authenticate(_ pending: PendingConnection, role: MembershipRole) async throws -> TLSSyncConnection {
-        let peer: PeerIdentity
+        let authenticated: FormationHandshakeHandler.Authenticated
         do {
-            peer = try await pending.authenticated.get()
+            authenticated = try await pending.authenticated.get()
         } catch {
             let failure =
                 (error as? TransportError)
@@ -424,7 +446,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         let remoteAddress =
             pending.path == .direct ? pending.asyncChannel.channel.remoteAddress.map { "\($0)" } ?? pending.remoteAddress : pending.remoteAddress
         let connection = TLSSyncConnection(
-            peer: peer, role: role, remoteAddress: remoteAddress, path: pending.path, asyncChannel: pending.asyncChannel,
+            peer: authenticated.peer, role: role, remoteAddress: remoteAddress, path: pending.path, version: authenticated.version,
+            asyncChannel: pending.asyncChannel,
             maximumPayloadSize: configuration.maximumPayloadSize, roundTripTime: pending.roundTripTime,
             closeReason: pending.closeReason)
         try register(connection)
