@@ -61,7 +61,9 @@ extension Document {
     }
 
     /// The next message for the peer described by `state`, or `nil` when it needs nothing.
-    public func generateSyncMessage(_ state: inout SyncState, mode: SyncMode) -> [UInt8]? {
+    /// `compactSnapshots`: LatestOnly snapshots in format 2 (`latestSnapshot(compact:)`), for a peer
+    /// known to read it (this version or later).
+    public func generateSyncMessage(_ state: inout SyncState, mode: SyncMode, compactSnapshots: Bool = false) -> [UInt8]? {
         commit()
         var w = ByteWriter(capacity: 64)
         w.byte(SyncMessage.version)
@@ -72,7 +74,7 @@ extension Document {
             if theyDiffer, state.theirDigest != nil || state.sentDigest != nil, state.sentSnapshotOfState != stateVersion {
                 w.byte(SyncMessage.latest)
                 w.data(digest)
-                w.data(snapshot)
+                w.data(compactSnapshots ? latestSnapshot(compact: true) : snapshot)
                 state.sentDigest = digest
                 state.sentSnapshotOfState = stateVersion
             } else if state.sentDigest != digest {

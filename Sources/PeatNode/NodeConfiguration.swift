@@ -62,10 +62,16 @@ struct NodeConfiguration: Sendable {
     var syncModeOverrides: [String: SyncMode]
     /// `PEAT_SYNC_PRIORITY_OVERRIDES`: per-collection sync priorities over the defaults.
     var syncPriorityOverrides: [String: SyncPriority]
+    /// `PEAT_TCP_CONGESTION`: the TCP congestion control of sync connections (default: the system's).
+    var tcpCongestion: String?
     /// `PEAT_PEER_RATE_LIMIT`: bytes per second each peer session may send (default: no limit).
     var peerRateLimit: Int?
     /// `PEAT_ANTI_ENTROPY_INTERVAL_SECS`: seconds between anti-entropy passes (default 5).
     var antiEntropyIntervalSeconds: Int
+    /// `PEAT_SYNC_KEEPALIVE_SECS` / `PEAT_SYNC_IDLE_TIMEOUT_SECS`: a ping after this long without
+    /// writing (default 5); a sync connection closed after this long without reading a byte (default 15).
+    var syncKeepaliveSeconds: Int
+    var syncIdleTimeoutSeconds: Int
     var logLevel: Logger.Level
     var logFormat: LogFormat
     var brokerToken: BrokerTokenSource
@@ -111,7 +117,15 @@ struct NodeConfiguration: Sendable {
         syncPriorityOverrides = try Self.parseSyncPriorityOverrides(environment.list("PEAT_SYNC_PRIORITY_OVERRIDES"))
         peerRateLimit =
             environment["PEAT_PEER_RATE_LIMIT"] == nil ? nil : try environment.integer("PEAT_PEER_RATE_LIMIT", in: 128...(1 << 40), default: 0)
+        tcpCongestion = try Self.parseTCPCongestion(environment["PEAT_TCP_CONGESTION"])
         antiEntropyIntervalSeconds = try environment.integer("PEAT_ANTI_ENTROPY_INTERVAL_SECS", in: 1...3600, default: 5)
+        syncKeepaliveSeconds = try environment.integer("PEAT_SYNC_KEEPALIVE_SECS", in: 1...3600, default: 5)
+        syncIdleTimeoutSeconds = try environment.integer("PEAT_SYNC_IDLE_TIMEOUT_SECS", in: 2...86_400, default: 15)
+        guard syncIdleTimeoutSeconds > syncKeepaliveSeconds else {
+            throw ConfigurationError(
+                variable: "PEAT_SYNC_IDLE_TIMEOUT_SECS",
+                message: "must be longer than PEAT_SYNC_KEEPALIVE_SECS (\(syncKeepaliveSeconds)), got \(syncIdleTimeoutSeconds)")
+        }
         (logLevel, logFormat) = try Self.parseLogging(environment)
         brokerToken = try Self.parseBrokerToken(environment)
         brokerMaximumConnections = try environment.integer("PEAT_BROKER_MAX_CONNECTIONS", in: 1...65_536, default: 512)
@@ -193,6 +207,16 @@ struct NodeConfiguration: Sendable {
             overrides[parts[0]] = mode
         }
         return overrides
+    }
+
+    /// A kernel congestion control name: 1-15 lower-case letters, digits or `_` (`bbr`, `cubic`).
+    static func parseTCPCongestion(_ value: String?) throws(ConfigurationError) -> String? {
+        guard let value else { return nil }
+        guard value.utf8.count <= 15, value.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }) else {
+            throw ConfigurationError(
+                variable: "PEAT_TCP_CONGESTION", message: "must be a congestion control name like bbr or cubic, got \(ConfigurationError.quote(value))")
+        }
+        return value
     }
 
     static func parseSyncPriorityOverrides(_ entries: [String]) throws(ConfigurationError) -> [String: SyncPriority] {

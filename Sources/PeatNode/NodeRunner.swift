@@ -92,6 +92,9 @@ struct NodeRunner {
         transport.handshakeLimits.maximumPending = configuration.syncMaximumHandshakes
         transport.handshakeLimits.maximumPendingPerAddress = configuration.syncMaximumHandshakesPerAddress
         transport.relays = configuration.relayURLs
+        transport.congestionControl = configuration.tcpCongestion
+        transport.keepaliveInterval = .seconds(configuration.syncKeepaliveSeconds)
+        transport.idleTimeout = .seconds(configuration.syncIdleTimeoutSeconds)
         transport.relayAccessKey = RelayAccessKey(secret: identity.secret)
         let mesh: PeatMesh
         do {
@@ -126,6 +129,7 @@ struct NodeRunner {
             logger.info("Sync priority override applied collection=\(collection) priority=\(priority)")
         }
         if let rate = configuration.peerRateLimit { logger.info("Per-peer send budget bytes_per_second=\(rate)") }
+        if let name = configuration.tcpCongestion { logger.info("TCP congestion control for sync connections algorithm=\(name)") }
 
         var brokerConfiguration = Broker.Configuration(host: configuration.bindHost, port: configuration.brokerPort)
         brokerConfiguration.maximumConnections = configuration.brokerMaximumConnections

@@ -3,6 +3,34 @@ import Testing
 @testable import PeatCRDT
 
 struct SyncTests {
+    /// A 5-field beacon written by two actors: the compact snapshot (format 2) names each actor once,
+    /// merges exactly like the canonical one, and a bad actor index is refused.
+    @Test func compactSnapshotsMergeLikeCanonicalOnesAndAreSmaller() throws {
+        let a = Document(actor: actor(1))
+        for (k, v) in [("lat", 59.3293), ("lon", 18.0686), ("alt", 28.0), ("heading", 270.5)] { try a.put(.root, k, .double(v)) }
+        a.commit()
+        let b = Document(actor: actor(2))
+        try b.put(.root, "seq", .int(41))
+        b.commit()
+        _ = try a.mergeLatestSnapshot(b.latestSnapshot())
+        let canonical = a.latestSnapshot()
+        let compact = a.latestSnapshot(compact: true)
+        #expect(compact.first == 2 && canonical.first == 1)
+        #expect(compact.count + 40 <= canonical.count, "\(compact.count) vs \(canonical.count) bytes")
+        let fromCanonical = Document(actor: actor(3))
+        let fromCompact = Document(actor: actor(3))
+        #expect(try fromCanonical.mergeLatestSnapshot(canonical))
+        #expect(try fromCompact.mergeLatestSnapshot(compact))
+        #expect(fromCompact.toJSON() == fromCanonical.toJSON())
+        #expect(fromCompact.latestSnapshot() == canonical)
+        #expect(fromCompact.syncDigest(mode: .latestOnly) == a.syncDigest(mode: .latestOnly))
+        // Two actors in the table; an index past it is malformed, and nothing is merged.
+        let bad: [UInt8] = [2, 1] + [UInt8](repeating: 7, count: 16) + [1, 3] + Array("lat".utf8) + [1, 5, 0]
+        let target = Document(actor: actor(4))
+        #expect(throws: PeatCRDTError.self) { try target.mergeLatestSnapshot(bad) }
+        #expect(target.toJSON() == .object([:]))
+    }
+
     @Test func equalReplicasExchangeOneSmallSummaryEachWay() throws {
         let a = Document(actor: actor(1))
         for i in 0..<100 {

@@ -153,7 +153,9 @@ struct NodeConfigurationTests {
         ("PEAT_SYNC_MAX_HANDSHAKES", "-1"), ("PEAT_SYNC_MAX_HANDSHAKES_PER_ADDRESS", "70000"),
         ("PEAT_SYNC_PRIORITY_OVERRIDES", "alerts=urgent"), ("PEAT_SYNC_PRIORITY_OVERRIDES", "alerts"),
         ("PEAT_SYNC_PRIORITY_OVERRIDES", "=high"), ("PEAT_PEER_RATE_LIMIT", "0"), ("PEAT_PEER_RATE_LIMIT", "64"),
-        ("PEAT_PEER_RATE_LIMIT", "32kbit"), ("PEAT_PEER_RATE_LIMIT", "-1"),
+        ("PEAT_PEER_RATE_LIMIT", "32kbit"), ("PEAT_PEER_RATE_LIMIT", "-1"), ("PEAT_TCP_CONGESTION", "BBR"), ("PEAT_SYNC_KEEPALIVE_SECS", "0"),
+        ("PEAT_SYNC_IDLE_TIMEOUT_SECS", "1"),
+        ("PEAT_TCP_CONGESTION", "bbr;rm"), ("PEAT_TCP_CONGESTION", "a_very_long_algorithm"),
     ])
     func refusesBadValueNamingTheVariable(_ variable: String, _ value: String) {
         let error = Self.error([variable: value])
@@ -172,6 +174,12 @@ struct NodeConfigurationTests {
         #expect(configuration.syncPriorityOverrides == ["contact_reports": .high, "beacons": .low, "alerts": .normal])
         #expect(configuration.peerRateLimit == 16000)
         #expect(try Self.parse(["PEAT_PEER_RATE_LIMIT": ""]).peerRateLimit == nil)
+        #expect(defaults.tcpCongestion == nil)
+        #expect(defaults.syncKeepaliveSeconds == 5 && defaults.syncIdleTimeoutSeconds == 15)
+        let slow = try Self.parse(["PEAT_SYNC_KEEPALIVE_SECS": "20", "PEAT_SYNC_IDLE_TIMEOUT_SECS": "90"])
+        #expect(slow.syncKeepaliveSeconds == 20 && slow.syncIdleTimeoutSeconds == 90)
+        #expect(Self.error(["PEAT_SYNC_KEEPALIVE_SECS": "20"])?.variable == "PEAT_SYNC_IDLE_TIMEOUT_SECS")
+        #expect(try Self.parse(["PEAT_TCP_CONGESTION": "bbr"]).tcpCongestion == "bbr")
     }
 
     @Test func shortCompactionIntervalIsRaisedToTheMinimum() throws {

@@ -867,6 +867,7 @@ VALUE_SETS: list[ValueSet] = [
         "syncModeOverrides": "positions=latest_only,logs=windowed:3600",
         "syncPriorityOverrides": "contact_reports=high,beacons=low",
         "peerRateLimit": 16000,
+        "tcpCongestion": "bbr",
         "logFormat": "json",
         "logLevel": "debug",
         "antiEntropyIntervalSecs": 10,
@@ -879,6 +880,7 @@ VALUE_SETS: list[ValueSet] = [
              "PEAT_STATIC_PEERS": "peat-mesh-0@10.20.0.5:11204,10.20.0.6:11204",
              "PEAT_SYNC_MODE_OVERRIDES": "positions=latest_only,logs=windowed:3600",
              "PEAT_SYNC_PRIORITY_OVERRIDES": "contact_reports=high,beacons=low", "PEAT_PEER_RATE_LIMIT": "16000",
+             "PEAT_TCP_CONGESTION": "bbr",
              "PEAT_LOG_FORMAT": "json", "PEAT_LOG_LEVEL": "debug", "PEAT_ANTI_ENTROPY_INTERVAL_SECS": "10",
              "PEAT_RELAY_URLS": "https://relay.example.net:443"}), {}),
     ("federation gateway (NodePort + static peers)", {

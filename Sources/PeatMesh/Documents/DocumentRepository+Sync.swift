@@ -15,11 +15,11 @@ extension DocumentRepository {
     }
 
     /// The next CRDT sync message about `key` for a peer whose state is `state`; nil when the peer
-    /// needs nothing.
-    func syncMessage(for key: DocumentKey, state: inout DocumentSyncState) -> [UInt8]? {
+    /// needs nothing. `compact`: the peer reads compact LatestOnly snapshots (protocol 2).
+    func syncMessage(for key: DocumentKey, state: inout DocumentSyncState, compact: Bool = false) -> [UInt8]? {
         guard let entry = loadForSync(key) else { return nil }
         state.adopt(entry.generation)
-        return entry.document.generateSyncMessage(&state.crdt, mode: modes.mode(for: key.collection))
+        return entry.document.generateSyncMessage(&state.crdt, mode: modes.mode(for: key.collection), compactSnapshots: compact)
     }
 
     /// Applies a peer's CRDT sync message about `key` to the cached copy (not yet stored).

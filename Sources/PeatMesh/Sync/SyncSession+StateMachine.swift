@@ -316,7 +316,7 @@ extension SyncSession {
             }
             while size < budget, let key = lanes[lane].documents.pop() {
                 var state = takeState(key)
-                let payload = repository.syncMessage(for: key, state: &state)
+                let payload = repository.syncMessage(for: key, state: &state, compact: version >= .v2)
                 states[key] = state
                 guard let payload else { continue }
                 let message = MeshMessage.DocumentMessage(key: key, payload: payload)

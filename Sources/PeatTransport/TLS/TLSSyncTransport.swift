@@ -39,6 +39,11 @@ public final class TLSSyncTransport: SyncTransport, Service {
         /// process and in the kernel (`TCP_NOTSENT_LOWAT`) each: what a frame of higher priority may
         /// find queued ahead of it on a slow link (4 KiB: 128 ms at 256 kbit/s).
         public var unsentBytesLimit = 4096
+        /// The TCP congestion control algorithm of direct connections (`TCP_CONGESTION`, e.g. `bbr`,
+        /// which does not read random radio loss as congestion); nil: the system's default. A name
+        /// the kernel does not offer (or does not allow this process) is logged once and the
+        /// default used.
+        public var congestionControl: String?
         /// Inbound batches (the data frames of one socket read) buffered per connection before the
         /// peer is slowed down.
         public var inboundBufferFrames = 64
@@ -67,6 +72,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     private let formationKey: FormationKey
     let group: any EventLoopGroup
     let logger: Logger
+    private let congestionControlWarned = NIOLockedValueBox(false)
     private let serverContext: NIOSSLContext
     private let clientContext: NIOSSLContext
     let inboundContinuation: AsyncStream<any SyncConnection>.Continuation
@@ -360,6 +366,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
     func configure(channel: any Channel, role: MembershipRole, expectedPeer: DeviceID?, path: ConnectionPath = .direct) throws -> PendingConnection {
         if path == .direct { track(channel) }
         limitUnsentBytes(channel)
+        if path == .direct { setCongestionControl(channel) }
         let operations = channel.pipeline.syncOperations
         // The peer's certificate as this TLS handler saw it (a relayed channel has the relay's TLS
         // handler too, whose certificate is the relay's).
@@ -419,6 +426,31 @@ public final class TLSSyncTransport: SyncTransport, Service {
     /// Keeps what waits to be sent small, so the session's next frame is chosen (by priority) late:
     /// the kernel reports the socket writable only below `unsentBytesLimit` unsent bytes, and the
     /// channel turns unwritable (suspending the writer) above it.
+    private func setCongestionControl(_ channel: any Channel) {
+        guard let name = configuration.congestionControl, let provider = channel as? any SocketOptionProvider else { return }
+        // TCP_CA_NAME_MAX (16) bytes, NUL-terminated, as the kernel reads the option.
+        var bytes = Array(name.utf8.prefix(15)).map { CChar(bitPattern: $0) }
+        bytes += [CChar](repeating: 0, count: 16 - bytes.count)
+        let value = (
+            bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11], bytes[12],
+            bytes[13], bytes[14], bytes[15]
+        )
+        let tcpCongestion: CInt = 13  // TCP_CONGESTION (Linux)
+        let logger = logger
+        let warned = congestionControlWarned
+        provider.unsafeSetSocketOption(level: NIOBSDSocket.OptionLevel.tcp, name: NIOBSDSocket.Option(rawValue: tcpCongestion), value: value)
+            .whenFailure { error in
+                let first = warned.withLockedValue { alreadyWarned in
+                    defer { alreadyWarned = true }
+                    return !alreadyWarned
+                }
+                guard first else { return }
+                logger.warning(
+                    "TCP congestion control not available; using the system default",
+                    metadata: ["tcp.congestion": "\(name)", "reason": "\(error)"])
+            }
+    }
+
     private func limitUnsentBytes(_ channel: any Channel) {
         let limit = max(configuration.unsentBytesLimit, 1024)
         guard let options = channel.syncOptions else { return }
