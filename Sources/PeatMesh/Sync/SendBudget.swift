@@ -1,3 +1,5 @@
+import PeatTransport
+
 /// A session's send budget (`PeatMesh.Configuration.peerRateLimit`): a token bucket on the session's
 /// clock. The writer waits until the bucket is not in debt, then chooses the next frame — so the
 /// frame that leaves is the one of the highest priority waiting at that moment — and spends its
@@ -42,15 +44,5 @@ struct SendBudget: Equatable {
         let elapsed = Double((now - last).nanoseconds) / 1e9
         tokens = min(Double(burst), tokens + elapsed * Double(rate))
         last = now
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return product &+ attoseconds / 1_000_000_000
     }
 }

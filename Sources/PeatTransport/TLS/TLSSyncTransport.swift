@@ -37,8 +37,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
         public var protocolVersions: [SyncProtocolVersion] = SyncProtocolVersion.allCases
         /// Bytes written but not yet sent that a connection holds before its writer waits, in this
         /// process and in the kernel (`TCP_NOTSENT_LOWAT`) each: what a frame of higher priority may
-        /// find queued ahead of it on a slow link (4 KiB: 128 ms at 256 kbit/s).
-        public var unsentBytesLimit = 4096
+        /// find queued ahead of it on a slow link (2 KiB each: 64 ms at 256 kbit/s).
+        public var unsentBytesLimit = 2048
         /// The TCP congestion control algorithm of direct connections (`TCP_CONGESTION`, e.g. `bbr`,
         /// which does not read random radio loss as congestion); nil: the system's default. A name
         /// the kernel does not offer (or does not allow this process) is logged once and the
