@@ -74,7 +74,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.client import HTTPException
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The HTTP and reporting helpers of the loopback benchmarks (every request there and here goes to an
+# address this run created, never through an http_proxy from the environment).
+from mesh_bench import BenchError, emit, http, metric_sum, percentile, rounded  # noqa: E402
 
 BROKER_PORT = 8081
 SYNC_PORT = 11204
@@ -103,46 +107,9 @@ GOAL_LAG_P95_S = 1.0
 GOAL_BYTES_PER_UPDATE = 120
 GOAL_CATCHUP_S = 10.0
 SCENARIOS = ["idle", "beacons", "backlog", "outage", "flap"]
-# Every request is to a probe address: never through an http_proxy from the environment.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class BenchError(Exception):
-    """A phase that cannot run (a node exited, the mesh did not form, the broker refused a request)."""
-
-
-def emit(record):
-    print("RESULT " + json.dumps(record), flush=True)
-
-
 def note(text):
     sys.stderr.write(f"[ddil {time.strftime('%H:%M:%S')}] {text}\n")
     sys.stderr.flush()
-
-
-def rounded(x, digits=1):
-    return None if x is None else round(x, digits)
-
-
-def percentile(values, p):
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
-
-
-def http(method, url, body=None, timeout=HTTP_TIMEOUT, raw_body=None):
-    """(status, body bytes) for one request on a fresh connection; status None if no HTTP answer."""
-    data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers={"Connection": "close"})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with OPENER.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (OSError, ValueError, HTTPException):  # refused, reset, timed out, cut short
-        return None, b""
 
 
 def document_of(raw):
@@ -154,18 +121,6 @@ def document_of(raw):
     if not isinstance(body, dict):
         return None
     return body.get("document") if isinstance(body.get("document"), dict) else body
-
-
-def metric_sum(text, name):
-    """Sum of every series of metric `name` in Prometheus text, or None if there is none."""
-    total, found = 0.0, False
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, rest = (line.split("{", 1)[0], line.rsplit("}", 1)[1]) if "{" in line else line.split(None, 1)
-        if head.strip() == name and rest.split():
-            total, found = total + float(rest.split()[0]), True
-    return total if found else None
 
 
 def sh(*cmd, check=True, timeout=30):

@@ -86,9 +86,10 @@ def percentile(values, p):
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
-def http(method, url, body=None, timeout=HTTP_TIMEOUT):
-    """(status, body bytes) for one request on a fresh connection; status None if no HTTP answer."""
-    data = None if body is None else json.dumps(body).encode()
+def http(method, url, body=None, timeout=HTTP_TIMEOUT, raw_body=None):
+    """(status, body bytes) for one request on a fresh connection; status None if no HTTP answer.
+    `body` is sent as JSON; `raw_body` (bytes) as it is."""
+    data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method, headers={"Connection": "close"})
     if data is not None:
         request.add_header("Content-Type", "application/json")
