@@ -1,7 +1,7 @@
 import PeatCRDT
 import PeatStorage
 
-/// The messages of the mesh sync protocol (`peat/sync/1`), one per transport frame.
+/// The messages of the mesh sync protocol (`peat/sync/1` and `/2`), one per transport frame.
 ///
 /// Every frame starts with the protocol version and a kind byte. After `hello` each way, peers compare
 /// a root digest of all their documents (anti-entropy); only when roots differ do they compare 16

@@ -8,7 +8,7 @@ public import PeatIdentity
 public import ServiceLifecycle
 
 /// The sync transport: TCP + TLS 1.3 with mutual Ed25519 certificate authentication, ALPN
-/// `peat/sync/1`, and a formation membership proof bound to the session before any data.
+/// `peat/sync/2` or `peat/sync/1`, and a formation membership proof bound to the session before any data.
 ///
 /// Run it as a swift-service-lifecycle `Service`: `run()` listens until graceful shutdown or
 /// cancellation, then closes every connection. `connect(to:expectedPeer:)` opens connections from
