@@ -78,6 +78,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # The HTTP and reporting helpers of the loopback benchmarks (every request there and here goes to an
 # address this run created, never through an http_proxy from the environment).
+import mesh_bench  # noqa: E402
 from mesh_bench import BenchError, emit, http, metric_sum, percentile, rounded  # noqa: E402
 
 BROKER_PORT = 8081
@@ -263,8 +264,9 @@ class Topology:
 # --- nodes ---------------------------------------------------------------------------------------------
 
 
-class Node:
-    """One peat-mesh-node in its namespace, reached over the probe link."""
+class Node(mesh_bench.Node):
+    """One peat-mesh-node in its namespace, reached over the probe link (url, tail and check_alive
+    are mesh_bench's)."""
 
     def __init__(self, ctx, topo, index, binary, secret):
         self.ctx, self.topo, self.index = ctx, topo, index
@@ -289,21 +291,6 @@ class Node:
                 ["ip", "netns", "exec", self.ns, self.binary], env=self.env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
-
-    def url(self, path):
-        return f"http://{self.host}:{BROKER_PORT}{path}"
-
-    def tail(self, lines=30):
-        try:
-            with open(self.log_path, errors="replace") as log:
-                return "".join(log.readlines()[-lines:])
-        except OSError:
-            return ""
-
-    def check_alive(self):
-        if self.process.poll() is not None:
-            sys.stderr.write(f"--- {self.name} exited with {self.process.returncode}; log tail:\n{self.tail()}---\n")
-            raise BenchError(f"{self.name} exited with status {self.process.returncode}")
 
     def wait_ready(self, timeout=30.0):
         deadline = time.perf_counter() + timeout

@@ -20,12 +20,11 @@ extension Document {
         commit()
         var w = ByteWriter(capacity: 64 + root.entries.count * 24)
         w.byte(compact ? 2 : 1)
-        let keys = Set(root.entries.keys).union(root.tombstones.keys).sorted()
+        let fields = Set(root.entries.keys).union(root.tombstones.keys).sorted().compactMap { k in version(ofField: k).map { (k, $0) } }
         var table: [UInt32: Int] = [:]
         if compact {
             var used: [UInt32] = []
-            for k in keys {
-                guard let v = version(ofField: k), table[v.actor] == nil else { continue }
+            for (_, v) in fields where table[v.actor] == nil {
                 table[v.actor] = used.count
                 used.append(v.actor)
             }
@@ -35,9 +34,8 @@ extension Document {
                 w.uint64BigEndian(actors[Int(actor)].low)
             }
         }
-        w.uleb(keys.count)
-        for k in keys {
-            guard let v = version(ofField: k) else { continue }
+        w.uleb(fields.count)
+        for (k, v) in fields {
             w.string(k)
             w.uleb(v.counter)
             if let index = table[v.actor] {

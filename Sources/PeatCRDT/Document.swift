@@ -63,6 +63,8 @@ public final class Document {
     public private(set) var stateVersion: UInt64 = 0
     /// The last LatestOnly snapshot and digest, valid while `stateVersion` is unchanged.
     var snapshotCache: (stateVersion: UInt64, snapshot: [UInt8], digest: [UInt8])? = nil
+    /// The last compact (format 2) LatestOnly snapshot, valid while `stateVersion` is unchanged.
+    var compactSnapshotCache: (stateVersion: UInt64, snapshot: [UInt8])? = nil
 
     /// Creates an empty document written by `actor`.
     public init(actor: ActorID) {

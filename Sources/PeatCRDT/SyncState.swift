@@ -60,6 +60,16 @@ extension Document {
         return (snapshot, digest)
     }
 
+    /// The compact (format 2) snapshot, rebuilt only after the state changed: every peer of a session
+    /// on mesh protocol 2 is sent the same bytes.
+    func latestCompactSnapshot() -> [UInt8] {
+        commit()
+        if let cached = compactSnapshotCache, cached.stateVersion == stateVersion { return cached.snapshot }
+        let snapshot = latestSnapshot(compact: true)
+        compactSnapshotCache = (stateVersion, snapshot)
+        return snapshot
+    }
+
     /// The next message for the peer described by `state`, or `nil` when it needs nothing.
     /// `compactSnapshots`: LatestOnly snapshots in format 2 (`latestSnapshot(compact:)`), for a peer
     /// known to read it (this version or later).
@@ -74,7 +84,7 @@ extension Document {
             if theyDiffer, state.theirDigest != nil || state.sentDigest != nil, state.sentSnapshotOfState != stateVersion {
                 w.byte(SyncMessage.latest)
                 w.data(digest)
-                w.data(compactSnapshots ? latestSnapshot(compact: true) : snapshot)
+                w.data(compactSnapshots ? latestCompactSnapshot() : snapshot)
                 state.sentDigest = digest
                 state.sentSnapshotOfState = stateVersion
             } else if state.sentDigest != digest {

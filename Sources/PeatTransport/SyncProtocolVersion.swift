@@ -4,7 +4,7 @@
 public enum SyncProtocolVersion: Int, Sendable, Hashable, Comparable, CaseIterable, CustomStringConvertible {
     /// `peat/sync/1`: the first mesh protocol (docs/adr/0005-mesh-sync-protocol.md).
     case v1 = 1
-    /// `peat/sync/2`: priorities, resumable transfers in parts, LatestOnly deltas
+    /// `peat/sync/2`: priority lanes, resumable transfers in parts, compact LatestOnly snapshots
     /// (docs/adr/0008-ddil-sync.md).
     case v2 = 2
 
@@ -13,6 +13,11 @@ public enum SyncProtocolVersion: Int, Sendable, Hashable, Comparable, CaseIterab
 
     /// The ALPN protocol ID.
     public var alpn: String { "peat/sync/\(rawValue)" }
+
+    /// The ALPN protocol IDs of `versions`, newest first (the order both TLS and messages offer them).
+    public static func alpns(_ versions: [Self]) -> [String] {
+        versions.sorted(by: >).map(\.alpn)
+    }
 
     /// The version an ALPN protocol ID names; nil for anything else.
     public init?(alpn: String) {

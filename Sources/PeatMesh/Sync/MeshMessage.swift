@@ -60,8 +60,15 @@ package enum MeshMessage: Equatable, Sendable {
         case part
     }
 
+    /// What `encoded()` reserves: a part's bytes plus its header, so the frames of a large transfer
+    /// are written without regrowing.
+    private var encodedCapacity: Int {
+        if case .part(_, _, _, let bytes) = self { return bytes.count + 40 }
+        return 64
+    }
+
     package func encoded() -> [UInt8] {
-        var w = ByteWriter(capacity: 64)
+        var w = ByteWriter(capacity: encodedCapacity)
         w.byte(Self.protocolVersion)
         switch self {
         case .hello(let nodeID, let incarnation, let resume):
@@ -114,8 +121,6 @@ package enum MeshMessage: Equatable, Sendable {
             w.byte(more ? 1 : 0)
             w.data(bytes)
         case .part(let id, let offset, let total, let bytes):
-            w = ByteWriter(capacity: bytes.count + 40)
-            w.byte(Self.protocolVersion)
             w.byte(Kind.part.rawValue)
             w.raw(id.bytes)
             w.uleb(offset)

@@ -56,7 +56,8 @@ extension SyncSession {
             /// small ones of its priority.
             var partNext = false
 
-            var isIdle: Bool { documents.isEmpty && carried == nil && transfers.isEmpty }
+            /// Whether document messages wait (queued keys or a carried message).
+            var hasDocuments: Bool { !documents.isEmpty || carried != nil }
         }
 
         /// The peer's device.
@@ -284,7 +285,7 @@ extension SyncSession {
         }
 
         private mutating func nextFrame(lane: Int, _ repository: DocumentRepository) -> [UInt8]? {
-            if lanes[lane].partNext || (lanes[lane].documents.isEmpty && lanes[lane].carried == nil), let part = nextPart(lane: lane) {
+            if lanes[lane].partNext || !lanes[lane].hasDocuments, let part = nextPart(lane: lane) {
                 lanes[lane].partNext = false
                 return part
             }

@@ -1,4 +1,5 @@
 import Crypto
+import PeatIdentity
 
 /// A large mesh message travels as `part`s (protocol 2): pieces of at most `partSize` bytes that
 /// frames of higher priority can overtake, named by the first 16 bytes of the message's SHA-256 so
@@ -18,13 +19,7 @@ package struct TransferID: Hashable, Sendable, CustomStringConvertible {
         bytes = Array(SHA256.hash(data: message).prefix(Self.byteCount))
     }
 
-    package var description: String { bytes.prefix(6).map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
+    package var description: String { Hex.encode(bytes.prefix(6)) }
 }
 
 /// A message being sent in parts.

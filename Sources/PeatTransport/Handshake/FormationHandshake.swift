@@ -64,7 +64,7 @@ package struct FormationHandshake {
     package mutating func tlsHandshakeCompleted(negotiatedProtocol: String?, peerKey: DevicePublicKey?) -> Action {
         guard case .awaitingTLS = state else { return fail(.protocolViolation, "TLS completed twice") }
         guard let negotiated = negotiatedProtocol.flatMap(SyncProtocolVersion.init(alpn:)), versions.contains(negotiated) else {
-            let offered = versions.sorted(by: >).map(\.alpn).joined(separator: " or ")
+            let offered = SyncProtocolVersion.alpns(versions).joined(separator: " or ")
             return fail(.alpnMismatch, "the peer negotiated \(negotiatedProtocol.map { "\"\($0)\"" } ?? "no application protocol"), not \(offered)")
         }
         guard let peerKey else { return fail(.handshakeFailed, "the peer presented no Ed25519 certificate") }

@@ -24,7 +24,7 @@ enum TLSContextFactory {
         // system bundle and fail where there is none (a slim container image has no /etc/ssl/certs).
         configuration.trustRoots = .certificates([])
         // Newest first: the server picks the first of its own list the client also offers.
-        configuration.applicationProtocols = versions.sorted(by: >).map(\.alpn)
+        configuration.applicationProtocols = SyncProtocolVersion.alpns(versions)
         // Without Ed25519 here the handshake fails with "no common signature algorithms".
         configuration.verifySignatureAlgorithms = [.ed25519]
         configuration.signingSignatureAlgorithms = [.ed25519]

@@ -19,7 +19,7 @@ public final class TLSSyncConnection: SyncConnection {
 
     init(
         peer: PeerIdentity, role: MembershipRole, remoteAddress: String, path: ConnectionPath = .direct,
-        version: SyncProtocolVersion = .current, asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
+        version: SyncProtocolVersion, asyncChannel: NIOAsyncChannel<[[UInt8]], Frame>, maximumPayloadSize: Int,
         roundTripTime: NIOLockedValueBox<Duration?>, closeReason: NIOLockedValueBox<TransportError?>
     ) {
         self.peer = peer

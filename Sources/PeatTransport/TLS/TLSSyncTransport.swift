@@ -192,7 +192,7 @@ public final class TLSSyncTransport: SyncTransport, Service {
             let shown = PeerAddress(host: address.ipAddress ?? configuration.host, port: address.port ?? configuration.port)
             logger.info(
                 "Sync transport listening",
-                metadata: ["address": "\(shown)", "alpn": "\(configuration.protocolVersions.sorted(by: >).map(\.alpn).joined(separator: ","))"])
+                metadata: ["address": "\(shown)", "alpn": "\(SyncProtocolVersion.alpns(configuration.protocolVersions).joined(separator: ","))"])
         }
         // However the listener ends (shutdown, cancellation, error), every connection is closed.
         defer { shutdown() }
@@ -423,9 +423,8 @@ public final class TLSSyncTransport: SyncTransport, Service {
             closeReason: closeReason, remoteAddress: remoteAddress, path: path)
     }
 
-    /// Keeps what waits to be sent small, so the session's next frame is chosen (by priority) late:
-    /// the kernel reports the socket writable only below `unsentBytesLimit` unsent bytes, and the
-    /// channel turns unwritable (suspending the writer) above it.
+    /// Sets `configuration.congestionControl` on a direct connection's socket; a failure is logged
+    /// once per transport and the kernel's default stays.
     private func setCongestionControl(_ channel: any Channel) {
         guard let name = configuration.congestionControl, let provider = channel as? any SocketOptionProvider else { return }
         // TCP_CA_NAME_MAX (16) bytes, NUL-terminated, as the kernel reads the option.
@@ -451,6 +450,9 @@ public final class TLSSyncTransport: SyncTransport, Service {
             }
     }
 
+    /// Keeps what waits to be sent small, so the session's next frame is chosen (by priority) late:
+    /// the kernel reports the socket writable only below `unsentBytesLimit` unsent bytes, and the
+    /// channel turns unwritable (suspending the writer) above it.
     private func limitUnsentBytes(_ channel: any Channel) {
         let limit = max(configuration.unsentBytesLimit, 1024)
         guard let options = channel.syncOptions else { return }
